@@ -1,0 +1,38 @@
+# Forewarn — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench venv clean format
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the whole service on the embedded default with a simulated network and an injected fault.
+run: $(STAMP)
+	$(BIN)/forewarn demo
+
+## Lint, then every test (unit, integration on SQLite and PostgreSQL, end-to-end).
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) forewarn.db .pytest_cache .mypy_cache .ruff_cache

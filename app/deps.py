@@ -1,0 +1,46 @@
+"""FastAPI dependencies, as `Annotated` aliases the routes declare."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth import Principal, TokenRegistry
+from app.settings import Role, Settings
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, in one transaction: committed on success, rolled back on error."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with sessions() as session, session.begin():
+        yield session
+
+
+def _principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    registry: TokenRegistry = request.app.state.tokens
+    return registry.authenticate(authorization)
+
+
+def _requires(role: Role) -> object:
+    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        principal.require(role)
+        return principal
+
+    return Depends(check)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+Viewer = Annotated[Principal, _requires(Role.VIEWER)]
+Engineer = Annotated[Principal, _requires(Role.ENGINEER)]
+Admin = Annotated[Principal, _requires(Role.ADMIN)]

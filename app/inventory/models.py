@@ -1,0 +1,60 @@
+"""Topology (region > hub > node), devices and customers."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+
+customer_devices = Table(
+    "customer_devices",
+    Base.metadata,
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("device_id", ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class TopologyNode(Base):
+    """A place in the network: a region, a hub under it, or a node under a hub."""
+
+    __tablename__ = "topology_nodes"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("topology_nodes.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str | None] = mapped_column(String(256))
+
+
+class Device(Base):
+    """A reporting element (modem, set-top box, ONT…) attached to one topology node."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("topology_nodes.id", ondelete="CASCADE"), index=True
+    )
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Customer(Base):
+    """Someone to tell: how to reach them, in which language, and when not to."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    quiet_hours: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    opt_outs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    priority: Mapped[bool] = mapped_column(Boolean, default=False)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+
+    devices: Mapped[list[Device]] = relationship(secondary=customer_devices, lazy="raise")

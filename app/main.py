@@ -1,0 +1,42 @@
+"""Build the FastAPI application: routers, error mapping, and the state routes share."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_client import REGISTRY, CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import health, public
+from app.auth import TokenRegistry
+from app.errors import install_error_handlers
+from app.inventory import routes as inventory_routes
+from app.maintenance import routes as maintenance_routes
+from app.outages import routes as outage_routes
+from app.rules import routes as rule_routes
+from app.settings import Settings
+
+
+def create_app(
+    *,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    registry: CollectorRegistry = REGISTRY,
+) -> FastAPI:
+    """Return the API application for these settings and this database."""
+    app = FastAPI(
+        title="Forewarn",
+        version="0.1.0",
+        summary="Detect telecom outages before customers call, and keep every customer told.",
+    )
+    app.state.settings = settings
+    app.state.sessions = sessions
+    app.state.tokens = TokenRegistry(settings.api_tokens)
+    app.state.registry = registry
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(inventory_routes.router)
+    app.include_router(rule_routes.router)
+    app.include_router(outage_routes.router)
+    app.include_router(maintenance_routes.router)
+    app.include_router(public.router)
+    return app

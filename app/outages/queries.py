@@ -1,0 +1,108 @@
+"""Read outages for the API: lists with filters, one outage with its timeline and notices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.exceptions import NotFoundError
+from app.notifications.models import OutboxRow
+from app.outages.models import Outage, TimelineEntry
+from app.outages.schemas import NoticeCount, OutageDetail, OutageOut, TimelineOut
+
+
+def status_url(base_url: str, outage: Outage) -> str:
+    """The public page customers follow for this outage."""
+    return f"{base_url.rstrip('/')}/o/{outage.public_token}"
+
+
+def to_out(outage: Outage, base_url: str) -> OutageOut:
+    return OutageOut(
+        id=outage.id,
+        rule_id=outage.rule_id,
+        rule_name=outage.rule_name,
+        rule_version=outage.rule_version,
+        scope_level=outage.scope_level,
+        scope_id=outage.scope_id,
+        state=outage.state,
+        severity=outage.severity,
+        services=list(outage.services),
+        parent_id=outage.parent_id,
+        is_parent=outage.is_parent,
+        started_at=outage.started_at,
+        suspected_at=outage.suspected_at,
+        opened_at=outage.opened_at,
+        identified_at=outage.identified_at,
+        monitoring_at=outage.monitoring_at,
+        resolved_at=outage.resolved_at,
+        cancelled_at=outage.cancelled_at,
+        cause=outage.cause,
+        eta=outage.eta,
+        next_update_due=outage.next_update_due,
+        first_contact_at=outage.first_contact_at,
+        affected_customers=outage.affected_customers,
+        status_url=status_url(base_url, outage),
+    )
+
+
+async def list_outages(
+    *,
+    session: AsyncSession,
+    states: Sequence[str] = (),
+    scope_id: str | None = None,
+    after_id: str | None = None,
+    limit: int = 100,
+) -> list[Outage]:
+    """Outages, newest first; `after_id` is the last outage of the previous page."""
+    query = select(Outage).order_by(Outage.started_at.desc(), Outage.id.desc()).limit(limit)
+    if states:
+        query = query.where(Outage.state.in_(list(states)))
+    if scope_id is not None:
+        query = query.where(Outage.scope_id == scope_id)
+    if after_id is not None:
+        last = await session.get(Outage, after_id)
+        if last is None:
+            raise NotFoundError(f"cursor {after_id!r} names no outage")
+        query = query.where(
+            (Outage.started_at < last.started_at)
+            | ((Outage.started_at == last.started_at) & (Outage.id < after_id))
+        )
+    return list(await session.scalars(query))
+
+
+async def outage_detail(*, session: AsyncSession, outage_id: str, base_url: str) -> OutageDetail:
+    """One outage with its timeline and its notices counted by stage, channel and state."""
+    outage = await session.get(Outage, outage_id)
+    if outage is None:
+        raise NotFoundError(f"outage {outage_id} does not exist")
+    timeline = await session.scalars(
+        select(TimelineEntry)
+        .where(TimelineEntry.outage_id == outage_id)
+        .order_by(TimelineEntry.at, TimelineEntry.id)
+    )
+    counts = await session.execute(
+        select(OutboxRow.stage, OutboxRow.channel, OutboxRow.state, func.count())
+        .where(OutboxRow.outage_id == outage_id)
+        .group_by(OutboxRow.stage, OutboxRow.channel, OutboxRow.state)
+        .order_by(OutboxRow.stage, OutboxRow.channel, OutboxRow.state)
+    )
+    return OutageDetail(
+        **to_out(outage, base_url).model_dump(),
+        timeline=[
+            TimelineOut(at=t.at, kind=t.kind, state=t.state, actor=t.actor, message=t.message)
+            for t in timeline
+        ],
+        notices=[
+            NoticeCount(stage=stage, channel=channel, state=state, count=count)
+            for stage, channel, state, count in counts
+        ],
+    )
+
+
+async def outage_by_token(*, session: AsyncSession, token: str) -> Outage:
+    outage: Outage | None = await session.scalar(select(Outage).where(Outage.public_token == token))
+    if outage is None:
+        raise NotFoundError("no such outage")
+    return outage

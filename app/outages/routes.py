@@ -1,0 +1,49 @@
+"""`/v1/outages`: what Forewarn detected, and what it told whom."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.deps import SessionDep, SettingsDep, Viewer
+from app.outages.lifecycle import OutageState
+from app.outages.queries import list_outages, outage_detail, to_out
+from app.outages.schemas import OutageDetail, OutagePage
+
+router = APIRouter(prefix="/v1/outages", tags=["outages"])
+
+
+@router.get("")
+async def get_outages(
+    session: SessionDep,
+    settings: SettingsDep,
+    _viewer: Viewer,
+    state: Annotated[list[OutageState] | None, Query(description="Repeat for several.")] = None,
+    scope_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> OutagePage:
+    """Outages, newest first, optionally by state and scope; page with `after`."""
+    rows = await list_outages(
+        session=session,
+        states=[s.value for s in state or ()],
+        scope_id=scope_id,
+        after_id=after,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    return OutagePage(
+        items=[to_out(o, settings.public_base_url) for o in page],
+        next_cursor=page[-1].id if len(rows) > limit else None,
+    )
+
+
+@router.get("/{outage_id}")
+async def get_outage(
+    outage_id: str, session: SessionDep, settings: SettingsDep, _viewer: Viewer
+) -> OutageDetail:
+    """One outage with its timeline and its notices by stage, channel and state."""
+    return await outage_detail(
+        session=session, outage_id=outage_id, base_url=settings.public_base_url
+    )

@@ -1,0 +1,252 @@
+"""Persist the engine's transitions idempotently and say what to publish.
+
+At-least-once delivery means the detector may apply the same transition twice (after a crash
+between the database commit and the Kafka offset commit). Every function here is therefore
+safe to repeat: a transition already applied is recognised by the outage's state and stamps,
+and is reported again (so a publish lost in the crash happens after all) without a second row.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clock import Clock, utc_now
+from app.detection.engine import ActiveOutage
+from app.detection.telemetry import Contact, Topology
+from app.outages.events import OutageEvent
+from app.outages.lifecycle import STAMP_COLUMN, OutageState, Transition, can_move
+from app.outages.models import Outage, TimelineEntry
+
+
+def new_outage_id() -> str:
+    return f"out_{uuid.uuid4().hex[:24]}"
+
+
+def _event(
+    outage: Outage, state: OutageState, previous: OutageState | None, at: datetime
+) -> OutageEvent:
+    return OutageEvent(
+        outage_id=outage.id,
+        state=state,
+        previous_state=previous,
+        at=at,
+        rule_id=outage.rule_id,
+        rule_name=outage.rule_name,
+        scope_level=outage.scope_level,
+        scope_id=outage.scope_id,
+        severity=outage.severity,
+        services=tuple(outage.services),
+        parent_id=outage.parent_id,
+        is_parent=outage.is_parent,
+    )
+
+
+async def _parent_outage_id(session: AsyncSession, transition: Transition) -> str | None:
+    key = transition.parent_key
+    if key is None:
+        return None
+    parent_id: str | None = await session.scalar(select(Outage.id).where(Outage.active_key == key))
+    return parent_id
+
+
+def _stamp(outage: Outage, state: OutageState) -> datetime | None:
+    value: datetime | None = getattr(outage, STAMP_COLUMN[state])
+    return value
+
+
+async def apply_transition(
+    *,
+    session: AsyncSession,
+    transition: Transition,
+    next_update_interval: timedelta,
+    clock: Clock = utc_now,
+) -> OutageEvent | None:
+    """Apply one transition; return the event to publish, or None when it is stale.
+
+    A replayed transition (already applied, possibly already followed by later ones) returns
+    the same event again instead of creating a second outage.
+    """
+    target = transition.to_state
+    active = await session.scalar(
+        select(Outage).where(Outage.active_key == transition.scope_key).with_for_update()
+    )
+    if active is None:
+        replayed = await _already_applied(session, transition)
+        if replayed is not None:
+            return _event(replayed, target, None, transition.at)
+        if not can_move(None, target):
+            return None
+        outage = await _insert(session, transition, next_update_interval, clock)
+        if outage is None:  # another detector inserted it a moment ago
+            return await apply_transition(
+                session=session,
+                transition=transition,
+                next_update_interval=next_update_interval,
+                clock=clock,
+            )
+        return _event(outage, target, None, transition.at)
+
+    current = OutageState(active.state)
+    if transition.parent_scope_id is not None and active.parent_id is None:
+        active.parent_id = await _parent_outage_id(session, transition)
+        if active.parent_id is not None:
+            session.add(_timeline(active.id, transition, current, kind="attached"))
+    if current is target or (target is OutageState.OPEN and current.customers_told):
+        return _event(active, target, None, _stamp(active, target) or transition.at)
+    if not can_move(current, target):
+        return None
+    _move(active, target, transition.at, clock(), next_update_interval)
+    active.details = {**active.details, **transition.details}
+    session.add(_timeline(active.id, transition, target))
+    return _event(active, target, current, transition.at)
+
+
+def _move(
+    outage: Outage, target: OutageState, at: datetime, now: datetime, interval: timedelta
+) -> None:
+    outage.state = target.value
+    setattr(outage, STAMP_COLUMN[target], at)
+    if target is OutageState.OPEN:
+        outage.next_update_due = now + interval
+    if target.is_closed:
+        outage.active_key = None
+        outage.next_update_due = None
+
+
+async def _already_applied(session: AsyncSession, transition: Transition) -> Outage | None:
+    """Find a closed outage of the same rule and scope that this transition already built."""
+    candidates = await session.scalars(
+        select(Outage)
+        .where(
+            Outage.rule_id == transition.rule_id,
+            Outage.scope_level == transition.scope_level,
+            Outage.scope_id == transition.scope_id,
+            Outage.started_at <= transition.at,
+        )
+        .order_by(Outage.started_at.desc())
+        .limit(1)
+    )
+    latest = candidates.first()
+    if latest is None:
+        return None
+    closed_at = latest.resolved_at or latest.cancelled_at
+    if closed_at is not None and transition.at <= closed_at:
+        return latest
+    return None
+
+
+async def _insert(
+    session: AsyncSession, transition: Transition, interval: timedelta, clock: Clock
+) -> Outage | None:
+    target = transition.to_state
+    outage = Outage(
+        id=new_outage_id(),
+        rule_id=transition.rule_id,
+        rule_version=transition.rule_version,
+        rule_name=transition.rule_name,
+        scope_level=transition.scope_level,
+        scope_id=transition.scope_id,
+        severity=transition.severity,
+        services=list(transition.services),
+        active_key=transition.scope_key,
+        public_token=secrets.token_urlsafe(24),
+        started_at=transition.started_at,
+        state=target.value,
+        details=dict(transition.details),
+        affected_customers=0,
+        parent_id=await _parent_outage_id(session, transition),
+        is_parent=transition.is_parent,
+    )
+    _move(outage, target, transition.at, clock(), interval)
+    if target is OutageState.OPEN:
+        outage.suspected_at = transition.at
+    try:
+        async with session.begin_nested():
+            session.add(outage)
+            await session.flush()
+    except IntegrityError:
+        return None
+    session.add(_timeline(outage.id, transition, target))
+    return outage
+
+
+def _timeline(
+    outage_id: str, transition: Transition, state: OutageState, kind: str = "transition"
+) -> TimelineEntry:
+    return TimelineEntry(
+        outage_id=outage_id,
+        at=transition.at,
+        kind=kind,
+        state=state.value,
+        actor="detector",
+        message={"rule_version": transition.rule_version, **transition.details},
+    )
+
+
+async def active_outages(*, session: AsyncSession) -> list[ActiveOutage]:
+    """Return every outage not yet closed, in the form that seeds the detection engine."""
+    outages = list(await session.scalars(select(Outage).where(Outage.active_key.is_not(None))))
+    parents = {outage.id: outage.scope_id for outage in outages}
+    return [
+        ActiveOutage(
+            rule_id=outage.rule_id,
+            scope_level=outage.scope_level,
+            scope_id=outage.scope_id,
+            state=OutageState(outage.state),
+            started_at=outage.started_at.timestamp(),
+            suspected_at=outage.suspected_at.timestamp() if outage.suspected_at else None,
+            devices_at_open=int(outage.details.get("devices", 0)),
+            parent_scope_id=parents.get(outage.parent_id) if outage.parent_id else None,
+        )
+        for outage in outages
+    ]
+
+
+async def record_first_contacts(
+    *, session: AsyncSession, contacts: Sequence[Contact], topology: Topology
+) -> list[float]:
+    """Stamp `first_contact_at` on open outages whose scope holds a customer who got in touch.
+
+    The gap between an outage's `opened_at` and its first customer contact is the lead time:
+    how long before the phones rang Forewarn knew. Return the lead times (seconds) of the
+    outages stamped for the first time.
+    """
+    earliest: dict[str, float] = {}
+    for contact in contacts:
+        customer = contact.customer_id or topology.phone_customer.get(contact.phone or "")
+        for node in topology.customer_nodes.get(customer or "", ()):
+            for place in topology.chain(node):
+                earliest[place] = min(earliest.get(place, math.inf), contact.ts)
+    lead_times: list[float] = []
+    for place, ts in earliest.items():
+        at = datetime.fromtimestamp(ts, UTC)
+        first = await session.execute(
+            update(Outage)
+            .where(
+                Outage.scope_id == place,
+                Outage.active_key.is_not(None),
+                Outage.first_contact_at.is_(None),
+            )
+            .values(first_contact_at=at)
+            .returning(Outage.opened_at)
+        )
+        lead_times += [(at - opened).total_seconds() for (opened,) in first if opened is not None]
+        # A contact that arrives late but happened earlier moves the stamp back.
+        await session.execute(
+            update(Outage)
+            .where(
+                Outage.scope_id == place,
+                Outage.active_key.is_not(None),
+                Outage.first_contact_at > at,
+            )
+            .values(first_contact_at=at)
+        )
+    return lead_times

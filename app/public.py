@@ -1,0 +1,70 @@
+"""Pages customers reach from a notice: an outage's status, and one-click unsubscribe.
+
+Neither needs a token: the outage page is found by an unguessable public token, and the
+unsubscribe link carries an HMAC signature (RFC 8058 one-click: a POST unsubscribes, a GET
+only asks, so link scanners cannot opt anyone out).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.deps import SessionDep, SettingsDep
+from app.exceptions import NotFoundError
+from app.inventory.models import Customer
+from app.links import read_unsubscribe_token
+from app.outages.queries import outage_by_token
+from app.settings import Settings
+
+router = APIRouter(tags=["public"], include_in_schema=True)
+_pages = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["j2", "html"]),
+)
+
+
+def _page(name: str, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_pages.get_template(name).render(**context))
+
+
+@router.get("/o/{token}", response_class=HTMLResponse)
+async def outage_page(token: str, session: SessionDep) -> HTMLResponse:
+    """The public status page of one outage."""
+    outage = await outage_by_token(session=session, token=token)
+    return _page("outage.html.j2", title="Service disruption", outage=outage)
+
+
+async def _customer_channel(
+    settings: Settings, session: AsyncSession, token: str
+) -> tuple[Customer, str]:
+    if settings.link_secret is None:
+        raise NotFoundError("this link is not valid")
+    customer_id, channel = read_unsubscribe_token(settings.link_secret.get_secret_value(), token)
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFoundError("this link is not valid")
+    return customer, channel
+
+
+@router.get("/u/{token}", response_class=HTMLResponse)
+async def unsubscribe_page(token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    """Ask before unsubscribing (a GET changes nothing)."""
+    _customer, channel = await _customer_channel(settings, session, token)
+    return _page("unsubscribe.html.j2", title="Unsubscribe", channel=channel, done=False)
+
+
+@router.post("/u/{token}", response_class=HTMLResponse)
+async def unsubscribe(
+    token: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    """Opt the customer out of the link's channel (one-click, RFC 8058)."""
+    customer, channel = await _customer_channel(settings, session, token)
+    if channel not in customer.opt_outs:
+        customer.opt_outs = [*customer.opt_outs, channel]
+    return _page("unsubscribe.html.j2", title="Unsubscribed", channel=channel, done=True)

@@ -1,0 +1,125 @@
+"""`/v1/rules`: the detection rules NOC engineers write."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+
+from app.deps import Engineer, SessionDep, Viewer
+from app.rules.models import Rule, RuleVersion
+from app.rules.schemas import RuleDefinition, rule_definition_json
+from app.rules.service import (
+    create_rule,
+    delete_rule,
+    get_rule,
+    list_rules,
+    rule_versions,
+    set_enabled,
+    update_rule,
+)
+
+router = APIRouter(prefix="/v1/rules", tags=["rules"])
+
+
+class RuleOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    version: int
+    enabled: bool
+    definition: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RuleVersionOut(BaseModel):
+    version: int
+    enabled: bool
+    definition: dict[str, Any]
+    created_at: datetime
+
+
+class EnabledIn(BaseModel):
+    enabled: bool
+
+
+def _out(rule: Rule) -> RuleOut:
+    return RuleOut(
+        id=rule.id,
+        name=rule.name,
+        kind=rule.kind,
+        version=rule.version,
+        enabled=rule.enabled,
+        definition=rule.definition,
+        created_at=rule.created_at,
+        updated_at=rule.updated_at,
+    )
+
+
+def _version_out(version: RuleVersion) -> RuleVersionOut:
+    return RuleVersionOut(
+        version=version.version,
+        enabled=version.enabled,
+        definition=version.definition,
+        created_at=version.created_at,
+    )
+
+
+@router.post("", status_code=201)
+async def post_rule(
+    rule: RuleDefinition, session: SessionDep, _engineer: Engineer, response: Response
+) -> RuleOut:
+    """Create a rule (version 1). 409 when the name is taken."""
+    row = await create_rule(session=session, rule=rule)
+    response.headers["Location"] = f"/v1/rules/{row.id}"
+    return _out(row)
+
+
+@router.post("/validate")
+async def validate_rule(rule: RuleDefinition, _engineer: Engineer) -> dict[str, Any]:
+    """Check a rule without storing it; answer with its normalised definition."""
+    return {"valid": True, "definition": rule_definition_json(rule)}
+
+
+@router.get("")
+async def get_rules(session: SessionDep, _viewer: Viewer) -> list[RuleOut]:
+    """List every rule at its current version."""
+    return [_out(rule) for rule in await list_rules(session=session)]
+
+
+@router.get("/{rule_id}")
+async def get_one_rule(rule_id: int, session: SessionDep, _viewer: Viewer) -> RuleOut:
+    return _out(await get_rule(session=session, rule_id=rule_id))
+
+
+@router.get("/{rule_id}/versions")
+async def get_rule_versions(
+    rule_id: int, session: SessionDep, _viewer: Viewer
+) -> list[RuleVersionOut]:
+    """Every version of a rule, oldest first."""
+    return [_version_out(v) for v in await rule_versions(session=session, rule_id=rule_id)]
+
+
+@router.put("/{rule_id}")
+async def put_rule(
+    rule_id: int, rule: RuleDefinition, session: SessionDep, _engineer: Engineer
+) -> RuleOut:
+    """Replace a rule's definition; a change makes a new version."""
+    return _out(await update_rule(session=session, rule_id=rule_id, rule=rule))
+
+
+@router.patch("/{rule_id}")
+async def patch_rule(
+    rule_id: int, body: EnabledIn, session: SessionDep, _engineer: Engineer
+) -> RuleOut:
+    """Enable or disable a rule."""
+    return _out(await set_enabled(session=session, rule_id=rule_id, enabled=body.enabled))
+
+
+@router.delete("/{rule_id}", status_code=204)
+async def remove_rule(rule_id: int, session: SessionDep, _engineer: Engineer) -> None:
+    """Delete a rule that never opened an outage (409 otherwise: disable it instead)."""
+    await delete_rule(session=session, rule_id=rule_id)

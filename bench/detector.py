@@ -1,0 +1,225 @@
+"""Detector throughput against the raw consume rate of the same broker, in the same run.
+
+1. Produce N telemetry messages from D devices (on D/50 nodes) to a fresh topic.
+2. Baseline: a plain aiokafka consumer reads and decodes (orjson) every message.
+3. Forewarn: the real `Detector` (decode -> engine -> persist -> commit) reads the same topic
+   with one `ratio_down` rule per metric; one node goes down half-way, so an outage is opened
+   and persisted during the run.
+The figure that matters is the ratio detector/raw: machines differ, the ratio travels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import insert, select
+
+from app.db import create_engine, session_factory, transaction
+from app.inventory.models import Device, TopologyNode
+from app.migrate import upgrade_to_head
+from app.outages.models import Outage
+from app.rules.models import Rule, RuleVersion
+from app.rules.schemas import RatioDownRule, rule_definition_json
+from app.settings import Settings
+from consumers.broker import EmbeddedBroker, ensure_topics
+from consumers.telemetry import Detector
+
+console = Console()
+PER_NODE = 50
+METRICS = ("cpe.online", "stb.online", "ont.online", "voice.online", "wifi.online")
+
+
+async def produce(bootstrap: str, topic: str, messages: int, devices: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256_000)
+    await producer.start()
+    base = int(datetime.now(UTC).timestamp() * 1000) - 3_600_000
+    bad_node = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("producing telemetry", total=messages)
+        for i in range(messages):
+            device = i % devices
+            node = device // PER_NODE
+            ts = base + (i // devices) * 10_000
+            down = node == bad_node and i > messages // 2
+            payload = orjson.dumps(
+                {
+                    "ts": ts,
+                    "device_id": f"d{device}",
+                    "metric": METRICS[device % len(METRICS)],
+                    "value": 0 if down else 1,
+                }
+            )
+            await producer.send(topic, payload, key=f"n{node}".encode())
+            if i % 10_000 == 0:
+                progress.update(task, completed=i)
+        await producer.flush()
+    await producer.stop()
+
+
+async def raw_rate(bootstrap: str, topic: str, messages: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id="bench-raw",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=5000,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen = 0
+    started = time.perf_counter()
+    while seen < messages:
+        batch = await consumer.getmany(timeout_ms=1000)
+        for records in batch.values():
+            for record in records:
+                orjson.loads(record.value or b"null")
+            seen += len(records)
+        if batch:
+            await consumer.commit()
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    return seen / elapsed
+
+
+async def seed_database(url: str, devices: int) -> None:
+    await asyncio.to_thread(upgrade_to_head, url)
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    nodes = devices // PER_NODE
+    async with transaction(session_factory(engine)) as session:
+        await session.execute(
+            insert(TopologyNode),
+            [{"id": "r", "level": "region", "parent_id": None}]
+            + [{"id": "h", "level": "hub", "parent_id": "r"}]
+            + [{"id": f"n{n}", "level": "node", "parent_id": "h"} for n in range(nodes)],
+        )
+        await session.execute(
+            insert(Device),
+            [
+                {"id": f"d{d}", "node_id": f"n{d // PER_NODE}", "services": []}
+                for d in range(devices)
+            ],
+        )
+        for index, metric in enumerate(METRICS, start=1):
+            rule = RatioDownRule.model_validate(
+                {
+                    "name": f"down-{metric}",
+                    "kind": "ratio_down",
+                    "metric": metric,
+                    "threshold": 0.3,
+                    "clear_threshold": 0.1,
+                    "min_devices": 5,
+                    "for": "0s",
+                }
+            )
+            definition = rule_definition_json(rule)
+            session.add(
+                Rule(
+                    id=index,
+                    name=rule.name,
+                    kind=rule.kind,
+                    version=1,
+                    enabled=True,
+                    definition=definition,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await session.flush()
+            session.add(
+                RuleVersion(
+                    rule_id=index, version=1, enabled=True, definition=definition, created_at=now
+                )
+            )
+    await engine.dispose()
+
+
+async def detector_rate(settings: Settings, topic: str, messages: int) -> tuple[float, int]:
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    detector = Detector(settings=settings, sessions=sessions, refresh_seconds=3600)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(detector.run(stop))
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.group("forewarn-detector"),
+    )
+    await probe.start()
+    partition = TopicPartition(topic, 0)
+    while True:
+        committed = await probe.committed(partition)
+        if committed is not None and committed >= messages:
+            break
+        if task.done():
+            await task
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    await probe.stop()
+    async with sessions() as session:
+        outages = len((await session.scalars(select(Outage.id))).all())
+    await engine.dispose()
+    return messages / elapsed, outages
+
+
+async def run(messages: int, devices: int) -> dict[str, float]:
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        bootstrap = broker.bootstrap_servers
+        settings = Settings(
+            kafka_bootstrap_servers=bootstrap,
+            database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
+            topic_prefix="bench.",
+        )
+        topic = settings.topic("telemetry")
+        await ensure_topics(
+            bootstrap,
+            [settings.topic(t) for t in ("telemetry", "outage-events", "telemetry.dlq")],
+            1,
+        )
+        console.print(f"{messages:,} messages from {devices:,} devices, {len(METRICS)} rules")
+        await produce(bootstrap, topic, messages, devices)
+        raw = await raw_rate(bootstrap, topic, messages)
+        console.print(f"raw aiokafka consume + decode: {raw:,.0f} msg/s")
+        await seed_database(settings.database_url, devices)
+        ours, outages = await detector_rate(settings, topic, messages)
+        console.print(f"forewarn detector: {ours:,.0f} msg/s ({outages} outage(s) persisted)")
+    figures = {
+        "messages": messages,
+        "devices": devices,
+        "raw_msgs_per_s": round(raw),
+        "detector_msgs_per_s": round(ours),
+        "ratio": round(ours / raw, 3),
+        "outages": outages,
+    }
+    table = Table(title="Detector throughput (same broker, same run)")
+    for key in figures:
+        table.add_column(key, justify="right")
+    table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in figures.values()))
+    console.print(table)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/detector.json"))
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.messages, args.devices))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")

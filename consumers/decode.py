@@ -1,0 +1,165 @@
+"""Decode telemetry messages (contract v1) into engine events, or say exactly why not.
+
+The happy path is one `orjson.loads` and a few type checks; the slower classification of a
+bad message (invalid UTF-8, NaN, a number too large for a float) only runs on the error path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from app.detection.telemetry import Contact, Telemetry
+from consumers.exceptions import DecodeError
+from consumers.ves import is_ves, ves_events
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+# Event times outside 2000-01-01 .. 2100-01-01 are a broken clock or a wrong unit, not data.
+MIN_TS = 946_684_800.0
+MAX_TS = 4_102_444_800.0
+
+
+def _load_object(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        raise DecodeError("empty", "the message has no value")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise DecodeError("too_large", f"{len(raw)} bytes is over the 1 MiB limit")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _classify_unparsable(raw) from None
+    if type(data) is not dict:
+        raise DecodeError(
+            "not_object", f"the message is a JSON {type(data).__name__}, not an object"
+        )
+    return data
+
+
+def decode_telemetry(raw: bytes | None) -> Telemetry:
+    """Decode one contract-v1 message; raise DecodeError with a machine-readable reason."""
+    return _to_event(_load_object(raw))
+
+
+def decode_telemetry_message(raw: bytes | None) -> list[Telemetry]:
+    """Decode a message that is either contract v1 or an ONAP VES event (or batch)."""
+    data = _load_object(raw)
+    if not is_ves(data):
+        return [_to_event(data)]
+    events = ves_events(data)
+    for event in events:
+        if not MIN_TS <= event.ts < MAX_TS:
+            raise DecodeError("bad_timestamp", "VES lastEpochMicrosec is outside 2000-2100")
+    return events
+
+
+CONTACT_CHANNELS = frozenset({"call", "chat", "ticket", "lookup"})
+
+
+def decode_contact(raw: bytes | None) -> Contact:
+    """Decode one message of the `contacts` topic."""
+    data = _load_object(raw)
+    if "ts" not in data:
+        raise DecodeError("missing_field", "ts is missing")
+    customer_id, phone = data.get("customer_id"), data.get("phone")
+    if customer_id is None and phone is None:
+        raise DecodeError("missing_field", "customer_id or phone is required")
+    if customer_id is not None and (type(customer_id) is not str or not customer_id):
+        raise _field_error("customer_id", customer_id, "a non-empty string")
+    if phone is not None and (type(phone) is not str or not phone):
+        raise _field_error("phone", phone, "a non-empty string")
+    channel = data.get("channel", "call")
+    if channel not in CONTACT_CHANNELS:
+        raise DecodeError("bad_type", f"channel must be one of {sorted(CONTACT_CHANNELS)}")
+    ts = _timestamp(data["ts"])
+    if not MIN_TS <= ts < MAX_TS:
+        raise DecodeError("bad_timestamp", "ts is outside 2000-2100 (seconds sent as ms?)")
+    return Contact(ts, customer_id=customer_id, phone=phone, channel=channel)
+
+
+def _to_event(data: dict[str, Any]) -> Telemetry:
+    device_id = data.get("device_id")
+    metric = data.get("metric")
+    value = data.get("value")
+    if "ts" not in data:
+        raise DecodeError("missing_field", "ts is missing")
+    if type(device_id) is not str or not device_id:
+        raise _field_error("device_id", device_id, "a non-empty string")
+    if type(metric) is not str or not metric:
+        raise _field_error("metric", metric, "a non-empty string")
+    if value is None:
+        raise DecodeError("missing_field", "value is missing")
+    value_type = type(value)
+    if value_type is bool:
+        number = 1.0 if value else 0.0
+    elif value_type is int or value_type is float:
+        number = float(value)
+        if not math.isfinite(number):
+            raise DecodeError("non_finite_number", "value is not a finite number")
+    else:
+        raise _field_error("value", value, "a number or a boolean")
+    labels = data.get("labels")
+    if labels is not None:
+        if type(labels) is not dict or not all(type(v) is str for v in labels.values()):
+            raise DecodeError("bad_type", "labels must be an object of strings")
+    ts = _timestamp(data["ts"])
+    if not MIN_TS <= ts < MAX_TS:
+        raise DecodeError("bad_timestamp", "ts is outside 2000-2100 (seconds sent as ms?)")
+    return Telemetry(ts, device_id, metric, number, labels)
+
+
+def _timestamp(ts: object) -> float:
+    """Return epoch seconds from an RFC 3339 string or epoch milliseconds."""
+    if type(ts) is int:
+        return ts / 1000.0
+    if type(ts) is float:
+        if not math.isfinite(ts):
+            raise DecodeError("bad_timestamp", "ts is not a finite number")
+        return ts / 1000.0
+    if type(ts) is str:
+        try:
+            parsed = datetime.fromisoformat(ts)
+        except ValueError:
+            raise DecodeError("bad_timestamp", "ts is not an RFC 3339 timestamp") from None
+        if parsed.tzinfo is None:
+            raise DecodeError("bad_timestamp", "ts has no UTC offset (RFC 3339 needs one)")
+        return parsed.timestamp()
+    raise DecodeError("bad_timestamp", "ts must be an RFC 3339 string or epoch milliseconds")
+
+
+def _field_error(name: str, value: object, expected: str) -> DecodeError:
+    if value is None:
+        return DecodeError("missing_field", f"{name} is missing")
+    return DecodeError("bad_type", f"{name} must be {expected}, not {type(value).__name__}")
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> float:
+    raise _NonFinite(name)
+
+
+def _checked_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NonFinite(text)
+    return number
+
+
+def _classify_unparsable(raw: bytes) -> DecodeError:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return DecodeError("not_utf8", f"invalid UTF-8 at byte {exc.start}")
+    try:
+        json.loads(text, parse_constant=_reject_constant, parse_float=_checked_float)
+    except _NonFinite:
+        return DecodeError("non_finite_number", "NaN and Infinity are not allowed")
+    except (ValueError, RecursionError):
+        return DecodeError("not_json", "the message is not valid JSON")
+    return DecodeError("not_json", "the message is not valid JSON")

@@ -1,0 +1,97 @@
+"""The planner: consume `outage-events`, write notification outbox rows, commit.
+
+Offsets are committed after the rows are in the database; a replayed event plans nothing
+twice because outbox rows are unique per customer x outage x stage x channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from aiokafka import ConsumerRecord
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clock import Clock, utc_now
+from app.db import transaction
+from app.notifications.planner import STAGE_FOR_STATE, plan_notices
+from app.outages.events import OutageEvent
+from app.settings import Settings
+from consumers.clients import make_consumer
+from consumers.metrics import ConsumerMetrics, consumer_metrics
+
+log = structlog.get_logger("forewarn.planner")
+
+GROUP_ID = "forewarn-planner"
+
+
+class Planner:
+    """Turn outage events into outbox rows."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock = utc_now,
+        metrics: ConsumerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.metrics = metrics or consumer_metrics()
+        self._topic = settings.topic("outage-events")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; a failing batch is retried from its committed offset."""
+        consumer = make_consumer(self.settings, "outage-events", GROUP_ID, max_poll_records=100)
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=500)
+                if not batch:
+                    continue
+                try:
+                    await self._process([r for records in batch.values() for r in records])
+                    await consumer.commit()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the loop's outermost guard: log, count, retry
+                    log.exception("planning failed; retrying from the committed offsets")
+                    self.metrics.skipped.labels("planner", "error").inc()
+                    for partition in batch:
+                        committed = await consumer.committed(partition)
+                        if committed is None:
+                            await consumer.seek_to_beginning(partition)
+                        else:
+                            consumer.seek(partition, committed)
+                    await asyncio.sleep(1.0)
+        finally:
+            await consumer.stop()
+
+    async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        started = time.perf_counter()
+        for record in records:
+            self.metrics.consumed.labels(self._topic, str(record.partition)).inc()
+            try:
+                event = OutageEvent.from_json(record.value or b"")
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error(
+                    "unreadable outage event skipped",
+                    error=type(exc).__name__,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                self.metrics.skipped.labels("planner", "unreadable").inc()
+                continue
+            async with transaction(self.sessions) as session:
+                planned = await plan_notices(session=session, event=event, now=self.clock())
+            stage = STAGE_FOR_STATE.get(event.state)
+            if stage is None:
+                self.metrics.skipped.labels("planner", f"state_{event.state.value}").inc()
+                continue
+            self.metrics.planned.labels(stage).inc(planned)
+            log.info("notices planned", outage_id=event.outage_id, stage=stage, rows=planned)
+        self.metrics.batch_size.labels("planner").observe(len(records))
+        self.metrics.batch_seconds.labels("planner").observe(time.perf_counter() - started)

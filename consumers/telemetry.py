@@ -1,0 +1,310 @@
+"""The detector: consume telemetry, run the engine, persist transitions, publish, commit.
+
+Delivery contract (at-least-once with idempotent effects):
+1. `getmany` a batch; decode each message; a bad one goes to `<prefix>telemetry.dlq` with its
+   original bytes and a `reason` header (the DLQ write is awaited before the commit).
+2. Feed the good events to the engine; persist its transitions in one DB transaction.
+3. Publish one `outage-events` message per applied transition and wait for the broker's ack.
+4. Only then commit the batch's offsets.
+A crash anywhere before 4 replays the batch; `apply_transition` recognises transitions it has
+already applied, so no outage is opened twice and any publish lost in the crash happens then.
+If persisting fails, the loop keeps the transitions and retries them before it consumes more,
+so a database outage slows the detector down but loses nothing.
+
+State after a restart or rebalance ("replay from the committed offset, reconcile with the
+database"): on start and after every partition assignment the engine's open outages are made to
+match the database (another detector may have opened, attached or closed some); a scope taken
+over this way waits to see its devices again before it believes a clear. Device states rebuild
+from the telemetry that follows the committed offset, since every device reports periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clock import Clock, utc_now
+from app.db import transaction
+from app.detection.engine import DetectionEngine
+from app.detection.telemetry import Contact, Telemetry, Topology
+from app.inventory.topology import load_topology
+from app.maintenance.service import maintenance_windows
+from app.outages.events import OutageEvent
+from app.outages.lifecycle import OutageState, Transition
+from app.outages.service import active_outages, apply_transition, record_first_contacts
+from app.rules.service import enabled_rule_specs
+from app.settings import Settings
+from consumers.clients import make_consumer, make_producer
+from consumers.decode import decode_contact, decode_telemetry_message
+from consumers.exceptions import DecodeError
+from consumers.metrics import ConsumerMetrics, consumer_metrics
+
+log = structlog.get_logger("forewarn.detector")
+
+GROUP_ID = "forewarn-detector"
+OnEvent = Callable[[OutageEvent], Awaitable[None] | None]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Offsets are committed after every batch, so a revoke has nothing left to commit;
+    an assignment asks the loop to reconcile the engine with the database first."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.detector.assigned -= set(revoked)
+        self.detector.metrics.assigned_partitions.labels("detector").set(
+            len(self.detector.assigned)
+        )
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.detector.assigned |= set(assigned)
+        self.detector.metrics.assigned_partitions.labels("detector").set(
+            len(self.detector.assigned)
+        )
+        self.detector._reconcile_needed = True
+        log.info(
+            "partitions assigned", partitions=sorted(f"{p.topic}/{p.partition}" for p in assigned)
+        )
+
+
+class Detector:
+    """One detector process's consume loop; several share the partitions of one group."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock = utc_now,
+        metrics: ConsumerMetrics | None = None,
+        on_event: OnEvent | None = None,
+        refresh_seconds: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.metrics = metrics or consumer_metrics()
+        self.on_event = on_event
+        self.refresh_seconds = refresh_seconds
+        self.engine = DetectionEngine([], Topology())
+        self._unpersisted: list[Transition] = []
+        self._telemetry_topic = settings.topic("telemetry")
+        self._contacts_topic = settings.topic("contacts")
+        self._contacts: list[Contact] = []
+        self._reconcile_needed = False
+        self.assigned: set[TopicPartition] = set()
+        self._dlq_topic = settings.topic("telemetry.dlq")
+        self._events_topic = settings.topic("outage-events")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; no exception escapes except at start-up."""
+        consumer = make_consumer(
+            self.settings, ["telemetry", "contacts"], GROUP_ID, listener=_Rebalance(self)
+        )
+        producer = make_producer(self.settings)
+        await producer.start()
+        await consumer.start()
+        try:
+            await self._load()
+            last_refresh = time.monotonic()
+            last_batch = time.monotonic()
+            while not stop.is_set():
+                try:
+                    if self._unpersisted:
+                        await self._flush(producer)
+                        await consumer.commit()
+                    batch = await consumer.getmany(timeout_ms=500)
+                    if self._reconcile_needed:
+                        await self._reconcile()
+                    now_mono = time.monotonic()
+                    if batch:
+                        await self._process(batch, consumer, producer)
+                        last_batch = now_mono
+                    elif self.engine.watermark:
+                        # A quiet network still moves time on: confirm timers must fire.
+                        idle = now_mono - last_batch
+                        self._unpersisted += self.engine.advance(self.engine.watermark + idle)
+                        last_batch = now_mono
+                        if self._unpersisted:
+                            await self._flush(producer)
+                    if now_mono - last_refresh >= self.refresh_seconds:
+                        await self._refresh()
+                        last_refresh = now_mono
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the loop's outermost guard: log, count, go on
+                    log.exception("detector batch failed; retrying", pending=len(self._unpersisted))
+                    self.metrics.skipped.labels("detector", "error").inc()
+                    await asyncio.sleep(1.0)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _load(self) -> None:
+        async with transaction(self.sessions) as session:
+            rules = await enabled_rule_specs(session=session)
+            topology = await load_topology(session=session)
+            active = await active_outages(session=session)
+            windows = await maintenance_windows(session=session, now=self.clock())
+        self.engine = DetectionEngine(
+            rules,
+            topology,
+            active,
+            allowed_lateness=self.settings.allowed_lateness_seconds,
+            correlate_min_children=self.settings.correlate_min_children,
+        )
+        self.engine.replace_maintenance(windows)
+        log.info("detector ready", rules=len(rules), devices=len(topology.device_node))
+
+    async def _reconcile(self) -> None:
+        """After a rebalance, follow the outages other detectors persisted meanwhile."""
+        async with transaction(self.sessions) as session:
+            active = await active_outages(session=session)
+        self.engine.reconcile(active)
+        self._reconcile_needed = False
+        log.info("partitions reassigned; engine reconciled", active_outages=len(active))
+
+    async def _refresh(self) -> None:
+        """Pick up rule and inventory changes without a restart."""
+        async with transaction(self.sessions) as session:
+            self.engine.replace_rules(await enabled_rule_specs(session=session))
+            self.engine.replace_topology(await load_topology(session=session))
+            self.engine.replace_maintenance(
+                await maintenance_windows(session=session, now=self.clock())
+            )
+        self.metrics.tracked_scopes.set(self.engine.tracked_scopes())
+
+    async def _process(
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+    ) -> None:
+        started = time.perf_counter()
+        events: list[Telemetry] = []
+        contacts: list[Contact] = []
+        dead: list[Awaitable[object]] = []
+        count = 0
+        for records in batch.values():
+            if not records:
+                continue
+            topic = records[0].topic
+            self.metrics.consumed.labels(topic, str(records[0].partition)).inc(len(records))
+            count += len(records)
+            is_contacts = topic == self._contacts_topic
+            for record in records:
+                try:
+                    if is_contacts:
+                        contacts.append(decode_contact(record.value))
+                    else:
+                        events.extend(decode_telemetry_message(record.value))
+                except DecodeError as exc:
+                    dead.append(await self._dead_letter(producer, record, exc))
+        late_before = self.engine.late
+        self._unpersisted += self.engine.feed(events)
+        if contacts:
+            self._unpersisted += self.engine.feed_contacts(contacts)
+            self._contacts += contacts
+        if self.engine.late > late_before:
+            self.metrics.late_events.inc(self.engine.late - late_before)
+        if dead:
+            await asyncio.gather(*dead)
+        await self._flush(producer)
+        await consumer.commit()
+        self._observe_lag(consumer, batch)
+        self.metrics.batch_size.labels("detector").observe(count)
+        self.metrics.batch_seconds.labels("detector").observe(time.perf_counter() - started)
+
+    def _observe_lag(
+        self,
+        consumer: AIOKafkaConsumer,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        for partition, records in batch.items():
+            highwater = consumer.highwater(partition)
+            if highwater is not None and records:
+                lag = max(highwater - records[-1].offset - 1, 0)
+                self.metrics.consumer_lag.labels(
+                    "detector", partition.topic, str(partition.partition)
+                ).set(lag)
+
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], exc: DecodeError
+    ) -> Awaitable[object]:
+        self.metrics.decode_failures.labels(record.topic, exc.reason).inc()
+        self.metrics.dlq_writes.labels(self._dlq_topic).inc()
+        log.warning(
+            "telemetry to DLQ",
+            reason=exc.reason,
+            detail=exc.detail,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        headers = [
+            ("reason", exc.reason.encode()),
+            ("detail", exc.detail.encode()),
+            ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        sent: Awaitable[object] = await producer.send(
+            self._dlq_topic, value=record.value or b"", key=record.key, headers=headers
+        )
+        return sent
+
+    async def _flush(self, producer: AIOKafkaProducer) -> None:
+        """Persist pending transitions, publish their events, and forget them."""
+        if not self._unpersisted and not self._contacts:
+            return
+        published: list[OutageEvent] = []
+        async with transaction(self.sessions) as session:
+            if self._contacts:
+                lead_times = await record_first_contacts(
+                    session=session, contacts=self._contacts, topology=self.engine.topology
+                )
+                for seconds in lead_times:
+                    self.metrics.lead_time.observe(seconds)
+            for transition in self._unpersisted:
+                event = await apply_transition(
+                    session=session,
+                    transition=transition,
+                    next_update_interval=self.settings.next_update_interval,
+                    clock=self.clock,
+                )
+                if event is not None:
+                    published.append(event)
+        if published and self.settings.failpoint == "detector_after_persist":
+            # Die between the database commit and the publish, as a kill -9 could.
+            os._exit(137)
+        sends = [
+            await producer.send(self._events_topic, value=e.to_json(), key=e.outage_id.encode())
+            for e in published
+        ]
+        await asyncio.gather(*sends)
+        now = self.clock()
+        for transition in self._unpersisted:
+            if transition.to_state is OutageState.OPEN and not transition.is_parent:
+                latency = (now - transition.started_at).total_seconds()
+                self.metrics.detection_latency.observe(max(latency, 0.0))
+        for event in published:
+            self.metrics.transitions.labels(event.state.value).inc()
+            log.info(
+                "outage transition",
+                outage_id=event.outage_id,
+                state=event.state.value,
+                rule=event.rule_name,
+                scope=f"{event.scope_level}:{event.scope_id}",
+            )
+            if self.on_event is not None:
+                result = self.on_event(event)
+                if result is not None:
+                    await result
+        self._unpersisted = []
+        self._contacts = []

@@ -1,0 +1,190 @@
+"""The `forewarn` command: run components, manage the database, import inventory, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Collection
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from app.logs import configure_logging
+from app.settings import Settings
+
+app = typer.Typer(
+    help="Forewarn: detect telecom outages before customers call, and keep them informed.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+inventory_app = typer.Typer(help="Network and customer inventory.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(inventory_app, name="inventory")
+
+console = Console(stderr=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; stop with the bad variable's name on error."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "FOREWARN_" + "_".join(str(p) for p in error["loc"][:1]).upper()
+            console.print(f"[bold red]configuration error[/]: {name}: {error['msg']}")
+        raise typer.Exit(code=2) from None
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    return settings
+
+
+def _run_components(names: Collection[str], *, embedded_broker: bool) -> None:
+    from forewarn.runtime import install_stop_signals, open_runtime, run_until_stopped
+
+    settings = load_settings()
+    if settings.kafka_bootstrap_servers is None and not embedded_broker:
+        console.print(
+            "[bold red]configuration error[/]: FOREWARN_KAFKA_BOOTSTRAP_SERVERS is not set; "
+            "set it, or use `forewarn all`, which starts the embedded broker"
+        )
+        raise typer.Exit(code=2)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        migrate = settings.database_url.startswith("sqlite")
+        async with open_runtime(settings, embedded_broker=embedded_broker, migrate=migrate) as rt:
+            console.print(
+                f"forewarn: running {', '.join(sorted(names))} "
+                f"(Kafka {rt.settings.kafka_bootstrap_servers}); Ctrl-C stops"
+            )
+            await run_until_stopped(rt, names, stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def api() -> None:
+    """Serve the REST API, /metrics, /healthz and /readyz."""
+    _run_components({"api"}, embedded_broker=False)
+
+
+@app.command()
+def detector() -> None:
+    """Consume telemetry, detect outages, publish outage events."""
+    _run_components({"detector"}, embedded_broker=False)
+
+
+@app.command()
+def planner() -> None:
+    """Consume outage events and plan customer notices."""
+    _run_components({"planner"}, embedded_broker=False)
+
+
+@app.command()
+def notifier() -> None:
+    """Send planned notices by SMS and e-mail."""
+    _run_components({"notifier"}, embedded_broker=False)
+
+
+@app.command(name="all")
+def run_all() -> None:
+    """Run every component in one process (the embedded broker when no Kafka is configured)."""
+    _run_components({"api", "detector", "planner", "notifier"}, embedded_broker=True)
+
+
+@app.command()
+def broker() -> None:
+    """Start the embedded Kafka-protocol broker, print its address, run until Ctrl-C."""
+    from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
+
+    settings = load_settings()
+
+    async def main() -> None:
+        from forewarn.runtime import install_stop_signals
+
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        with EmbeddedBroker() as embedded:
+            await ensure_topics(
+                embedded.bootstrap_servers,
+                [settings.topic(t) for t in TOPICS],
+                settings.topic_partitions,
+            )
+            sys.stdout.write(f"{embedded.bootstrap_servers}\n")
+            sys.stdout.flush()
+            console.print(
+                f"embedded broker on {embedded.bootstrap_servers}; "
+                f"export FOREWARN_KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap_servers}"
+            )
+            await stop.wait()
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to FOREWARN_DATABASE_URL."""
+    from app.migrate import head_revision, upgrade_to_head
+
+    settings = load_settings()
+    upgrade_to_head(settings.database_url)
+    console.print(f"database at revision {head_revision(settings.database_url)}")
+
+
+@inventory_app.command("import")
+def inventory_import(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Replace the inventory with a JSON document (the PUT /v1/inventory body)."""
+    from app.db import create_engine, session_factory, transaction
+    from app.exceptions import InvalidInputError
+    from app.inventory.service import import_inventory_file
+
+    settings = load_settings()
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with transaction(session_factory(engine)) as session:
+                summary = await import_inventory_file(session=session, path=path)
+        finally:
+            await engine.dispose()
+        console.print(f"inventory imported: {summary}")
+
+    try:
+        asyncio.run(main())
+    except InvalidInputError as exc:
+        for error in exc.errors:
+            console.print(f"[red]{error['field']}[/]: {error['reason']}")
+        console.print(f"[bold red]{len(exc.errors)} error(s); nothing imported[/]")
+        raise typer.Exit(code=1) from None
+
+
+@app.command()
+def demo(
+    fault_after: float = typer.Option(20.0, help="Seconds before the fault starts."),
+    fault_duration: float = typer.Option(60.0, help="Seconds the fault lasts."),
+    rule_for: str = typer.Option("30s", "--for", help="The demo rule's `for` duration."),
+    exit_when_resolved: bool = typer.Option(
+        False, help="Stop on its own once the outage is resolved and its notices sent."
+    ),
+) -> None:
+    """Run everything on the embedded default with a simulated network and an injected fault."""
+    from forewarn.demo import run_demo
+
+    settings = load_settings(log_level="warning")
+    asyncio.run(
+        run_demo(
+            settings,
+            console=Console(),
+            fault_after=fault_after,
+            fault_duration=fault_duration,
+            rule_for=rule_for,
+            exit_when_resolved=exit_when_resolved,
+        )
+    )
+
+
+def main() -> None:
+    app()

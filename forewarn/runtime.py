@@ -1,0 +1,168 @@
+"""Wire Forewarn's components into one process: the composition root.
+
+`app/` (the core and API), `consumers/` and `notifiers/` know nothing of each other's
+construction; this module builds them from one `Settings` and runs the chosen ones until
+asked to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db import create_engine, session_factory
+from app.main import create_app
+from app.migrate import upgrade_to_head
+from app.outages.events import OutageEvent
+from app.serving import QuietServer
+from app.settings import Settings
+from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
+from consumers.outage_events import Planner
+from consumers.telemetry import Detector
+from notifiers import email_smtp, sms_http
+from notifiers.channel import Channel
+from notifiers.dispatcher import Dispatcher
+from notifiers.render import Renderer
+
+log = structlog.get_logger("forewarn.runtime")
+
+COMPONENTS = ("api", "detector", "planner", "notifier")
+OnSent = Callable[..., Any]
+
+
+@dataclass
+class Hooks:
+    """Callbacks the console (CLI or demo) uses to show what happens."""
+
+    on_event: Callable[[OutageEvent], Any] | None = None
+    on_sent: OnSent | None = None
+    on_api_ready: Callable[[str], Any] | None = None
+
+
+@dataclass
+class Runtime:
+    """What a running process holds: its settings, database and optional embedded broker."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    broker: EmbeddedBroker | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, embedded_broker: bool, migrate: bool
+) -> AsyncIterator[Runtime]:
+    """Start the broker when asked, make sure the topics and the schema exist, then yield."""
+    broker: EmbeddedBroker | None = None
+    if settings.kafka_bootstrap_servers is None and embedded_broker:
+        broker = await asyncio.to_thread(EmbeddedBroker().start)
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+        log.info("embedded broker started", bootstrap_servers=broker.bootstrap_servers)
+    engine = create_engine(settings.database_url)
+    try:
+        if migrate:
+            await asyncio.to_thread(upgrade_to_head, settings.database_url)
+        if settings.kafka_bootstrap_servers is not None:
+            await ensure_topics(
+                settings.kafka_bootstrap_servers,
+                [settings.topic(name) for name in TOPICS],
+                settings.topic_partitions,
+            )
+        yield Runtime(settings, engine, session_factory(engine), broker)
+    finally:
+        await engine.dispose()
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+
+
+def build_channels(settings: Settings) -> dict[str, Channel]:
+    """The delivery channels the settings configure."""
+    channels: dict[str, Channel] = {"email": email_smtp.from_settings(settings)}
+    if settings.sms_gateway_url:
+        channels["sms"] = sms_http.from_settings(settings)
+    return channels
+
+
+async def _serve_api(runtime: Runtime, stop: asyncio.Event, hooks: Hooks) -> None:
+    app = create_app(settings=runtime.settings, sessions=runtime.sessions)
+    config = uvicorn.Config(
+        app,
+        host=runtime.settings.api_host,
+        port=runtime.settings.api_port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+    )
+    server = QuietServer(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has only a flag
+        await asyncio.sleep(0.05)
+    if server.started and hooks.on_api_ready is not None:
+        hooks.on_api_ready(f"http://{runtime.settings.api_host}:{runtime.settings.api_port}")
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopping.cancel()
+    await serving
+
+
+def component_coroutines(
+    runtime: Runtime, names: Collection[str], stop: asyncio.Event, hooks: Hooks
+) -> list[Coroutine[Any, Any, None]]:
+    """Build the long-running coroutine of each named component."""
+    settings, sessions = runtime.settings, runtime.sessions
+    coroutines: list[Coroutine[Any, Any, None]] = []
+    if "api" in names:
+        coroutines.append(_serve_api(runtime, stop, hooks))
+    if "detector" in names:
+        detector = Detector(settings=settings, sessions=sessions, on_event=hooks.on_event)
+        coroutines.append(detector.run(stop))
+    if "planner" in names:
+        coroutines.append(Planner(settings=settings, sessions=sessions).run(stop))
+    if "notifier" in names:
+        dispatcher = Dispatcher(
+            sessions=sessions,
+            channels=build_channels(settings),
+            renderer=Renderer(),
+            settings=settings,
+            on_sent=hooks.on_sent,
+        )
+        coroutines.append(dispatcher.run(stop))
+    return coroutines
+
+
+async def run_until_stopped(
+    runtime: Runtime, names: Collection[str], stop: asyncio.Event, hooks: Hooks | None = None
+) -> None:
+    """Run the components until `stop` is set or one of them fails; then stop the rest."""
+    tasks = [
+        asyncio.create_task(coroutine, name=f"forewarn-{i}")
+        for i, coroutine in enumerate(component_coroutines(runtime, names, stop, hooks or Hooks()))
+    ]
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    failure = next((t.exception() for t in done if t is not stopping and t.exception()), None)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    if failure is not None:
+        raise failure
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """Let SIGINT (Ctrl-C) and SIGTERM set `stop`, so every component shuts down in order."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)

@@ -1,0 +1,349 @@
+"""Send what the outbox holds: claim rows, render, hand to a channel, record the outcome.
+
+The guarantee, exactly:
+- A row is claimed by moving it from `pending` to `sending` in one statement (on PostgreSQL
+  the candidate rows are locked with FOR UPDATE SKIP LOCKED, so several notifiers share the
+  outbox without ever claiming the same row; SQLite serialises writers).
+- After the provider answers, the outcome is recorded: `sent` with the provider's id, `pending`
+  again with a backoff for a temporary failure, or `failed` with the reason.
+- A notifier that dies between claiming and recording leaves the row in `sending`. Once its
+  lease has expired the row is reconciled: on a channel whose provider deduplicates on the
+  notice's idempotency key (the SMS gateway) it is sent again, and the provider answers with
+  the first message's id instead of sending a second; on a channel without idempotency
+  (SMTP) it becomes `unconfirmed`, counted and shown on the outage, and is never sent again.
+  So no notice is ever delivered twice; a crash in that window can cost one e-mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from prometheus_client import REGISTRY, CollectorRegistry
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clock import Clock, utc_now
+from app.db import transaction
+from app.inventory.models import Customer
+from app.links import unsubscribe_url
+from app.notifications.models import OutboxRow
+from app.outages.models import Outage
+from app.outages.queries import status_url
+from app.settings import Settings
+from notifiers.channel import Channel, Delivery, Notice
+from notifiers.exceptions import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from notifiers.metrics import NotifierMetrics, notifier_metrics
+from notifiers.render import NoticeFacts, Renderer
+
+log = structlog.get_logger("forewarn.notifier")
+
+PENDING, SENDING, SENT, FAILED, UNCONFIRMED = "pending", "sending", "sent", "failed", "unconfirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """An outbox row this notifier holds the lease on."""
+
+    id: int
+    customer_id: str
+    outage_id: str
+    stage: str
+    channel: str
+    language: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    row: ClaimedRow
+    notice: Notice | None
+    delivery: Delivery | None = None
+    error: DeliveryError | None = None
+
+
+OnSent = Callable[[ClaimedRow, Notice], Any]
+
+
+def idempotency_key(row: ClaimedRow) -> str:
+    """Stable for customer x outage x stage x channel: the provider's deduplication key."""
+    unique = f"{row.customer_id}\n{row.outage_id}\n{row.stage}\n{row.channel}"
+    return "fw-" + hashlib.sha256(unique.encode()).hexdigest()[:40]
+
+
+def backoff(attempts: int, *, base: float = 2.0, cap: float = 600.0) -> float:
+    """Seconds before attempt `attempts + 1`: exponential with full jitter, at least 1 s."""
+    return max(1.0, random.uniform(0, min(cap, base**attempts)))  # noqa: S311 - jitter, not crypto
+
+
+class Dispatcher:
+    """Claim due outbox rows and send them through their channels."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        channels: Mapping[str, Channel],
+        renderer: Renderer,
+        settings: Settings,
+        on_sent: OnSent | None = None,
+        clock: Clock = utc_now,
+        registry: CollectorRegistry = REGISTRY,
+        poll_seconds: float = 0.25,
+        lease: timedelta = timedelta(minutes=5),
+        concurrency: int = 32,
+    ) -> None:
+        self.sessions = sessions
+        self.channels = dict(channels)
+        self.renderer = renderer
+        self.settings = settings
+        self.on_sent = on_sent
+        self.clock = clock
+        self.metrics: NotifierMetrics = notifier_metrics(registry)
+        self.poll_seconds = poll_seconds
+        self.lease = lease
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until `stop` is set; a failing round is logged, counted and retried."""
+        last_reconcile = 0.0
+        while not stop.is_set():
+            sent = 0
+            try:
+                if time.monotonic() - last_reconcile > 10:
+                    await self.reconcile()
+                    await self.observe_backlog()
+                    last_reconcile = time.monotonic()
+                sent = await self.dispatch_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop's outermost guard: log, count, go on
+                log.exception("dispatch round failed; trying again")
+                self.metrics.failed.labels("", "", "", "dispatch_error").inc()
+                await asyncio.sleep(1.0)
+            if sent == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+
+    async def dispatch_once(self) -> int:
+        """Claim one batch of due rows, send them, record the outcomes; return how many."""
+        rows = await self.claim(self.settings.dispatch_batch_size)
+        if not rows:
+            return 0
+        notices = await self._notices(rows)
+        outcomes = await asyncio.gather(*(self._send(row, notices.get(row.id)) for row in rows))
+        await self._record(outcomes)
+        if self.on_sent is not None:
+            for outcome in outcomes:
+                if outcome.delivery is not None and outcome.notice is not None:
+                    self.on_sent(outcome.row, outcome.notice)
+        return len(rows)
+
+    async def claim(self, limit: int) -> list[ClaimedRow]:
+        """Move up to `limit` due rows from pending to sending; return them."""
+        now = self.clock()
+        due = (
+            select(OutboxRow.id)
+            .where(OutboxRow.state == PENDING, OutboxRow.next_attempt_at <= now)
+            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(due.scalar_subquery()), OutboxRow.state == PENDING)
+            .values(state=SENDING, claimed_at=now, attempts=OutboxRow.attempts + 1)
+            .returning(
+                OutboxRow.id,
+                OutboxRow.customer_id,
+                OutboxRow.outage_id,
+                OutboxRow.stage,
+                OutboxRow.channel,
+                OutboxRow.language,
+                OutboxRow.attempts,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with transaction(self.sessions) as session:
+            result = await session.execute(statement)
+            return sorted((ClaimedRow(*row) for row in result), key=lambda r: r.id)
+
+    async def _notices(self, rows: Sequence[ClaimedRow]) -> dict[int, Notice]:
+        async with self.sessions() as session:
+            customers = {
+                c.id: c
+                for c in await session.scalars(
+                    select(Customer).where(Customer.id.in_({r.customer_id for r in rows}))
+                )
+            }
+            outages = {
+                o.id: o
+                for o in await session.scalars(
+                    select(Outage).where(Outage.id.in_({r.outage_id for r in rows}))
+                )
+            }
+        notices: dict[int, Notice] = {}
+        for row in rows:
+            customer, outage = customers.get(row.customer_id), outages.get(row.outage_id)
+            if customer is None or outage is None:
+                continue
+            address = {"sms": customer.phone, "email": customer.email}.get(row.channel)
+            if address is None:
+                continue
+            notices[row.id] = self._notice(row, customer, outage, address)
+        return notices
+
+    def _notice(self, row: ClaimedRow, customer: Customer, outage: Outage, to: str) -> Notice:
+        secret = self.settings.link_secret
+        unsubscribe = (
+            unsubscribe_url(
+                self.settings.public_base_url, secret.get_secret_value(), customer.id, row.channel
+            )
+            if secret is not None
+            else None
+        )
+        rendered = self.renderer.render(
+            NoticeFacts(
+                stage=row.stage,
+                language=row.language,
+                timezone=customer.timezone,
+                customer_name=customer.name,
+                services=tuple(outage.services),
+                started_at=outage.opened_at or outage.started_at,
+                resolved_at=outage.resolved_at,
+                next_update_due=outage.next_update_due,
+                eta=outage.eta,
+                status_url=status_url(self.settings.public_base_url, outage),
+                unsubscribe_url=unsubscribe,
+            )
+        )
+        return Notice(
+            outbox_id=row.id,
+            customer_id=row.customer_id,
+            outage_id=row.outage_id,
+            stage=row.stage,
+            channel=row.channel,
+            language=row.language,
+            to=to,
+            subject=rendered.subject,
+            text=rendered.sms if row.channel == "sms" else rendered.text,
+            html=rendered.html if row.channel == "email" else None,
+            idempotency_key=idempotency_key(row),
+            unsubscribe_url=unsubscribe,
+        )
+
+    async def _send(self, row: ClaimedRow, notice: Notice | None) -> Outcome:
+        channel = self.channels.get(row.channel)
+        if channel is None:
+            return Outcome(row, notice, error=PermanentDeliveryError("channel_not_configured"))
+        if notice is None:
+            return Outcome(row, notice, error=PermanentDeliveryError("no_address"))
+        async with self._limit:
+            started = time.perf_counter()
+            try:
+                delivery = await channel.send(notice)
+            except DeliveryError as exc:
+                return Outcome(row, notice, error=exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a channel bug must not lose the row
+                log.exception("channel raised unexpectedly", channel=row.channel)
+                return Outcome(row, notice, error=TemporaryDeliveryError("channel_error", str(exc)))
+            finally:
+                self.metrics.provider_seconds.labels(row.channel, channel.provider).observe(
+                    time.perf_counter() - started
+                )
+        return Outcome(row, notice, delivery=delivery)
+
+    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+        now = self.clock()
+        async with transaction(self.sessions) as session:
+            for outcome in outcomes:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id == outcome.row.id, OutboxRow.state == SENDING)
+                    .values(**self._result(outcome, now))
+                    .execution_options(synchronize_session=False)
+                )
+
+    def _result(self, outcome: Outcome, now: datetime) -> dict[str, Any]:
+        row = outcome.row
+        provider = getattr(self.channels.get(row.channel), "provider", "none")
+        if outcome.delivery is not None:
+            self.metrics.sent.labels(row.channel, provider, row.stage, row.language).inc()
+            log.info("notice sent", outbox_id=row.id, channel=row.channel, stage=row.stage)
+            return {
+                "state": SENT,
+                "sent_at": now,
+                "provider": outcome.delivery.provider,
+                "provider_id": outcome.delivery.provider_id,
+                "last_error": None,
+            }
+        error = outcome.error or TemporaryDeliveryError("no_outcome")
+        if error.retriable and row.attempts < self.settings.dispatch_max_attempts:
+            delay = backoff(row.attempts)
+            if isinstance(error, TemporaryDeliveryError) and error.retry_after:
+                delay = max(delay, error.retry_after)
+            self.metrics.retries.labels(row.channel, provider, error.reason).inc()
+            log.warning(
+                "notice will be retried",
+                outbox_id=row.id,
+                channel=row.channel,
+                reason=error.reason,
+                attempt=row.attempts,
+                in_seconds=round(delay, 1),
+            )
+            return {
+                "state": PENDING,
+                "next_attempt_at": now + timedelta(seconds=delay),
+                "last_error": error.reason,
+            }
+        self.metrics.failed.labels(row.channel, provider, row.stage, error.reason).inc()
+        log.warning("notice failed", outbox_id=row.id, channel=row.channel, reason=error.reason)
+        return {"state": FAILED, "provider": provider, "last_error": error.reason}
+
+    async def reconcile(self) -> int:
+        """Settle rows whose claim outlived its lease (their notifier died mid-send)."""
+        expired_before = self.clock() - self.lease
+        settled = 0
+        async with transaction(self.sessions) as session:
+            for name, channel in self.channels.items():
+                result = await session.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.state == SENDING,
+                        OutboxRow.channel == name,
+                        OutboxRow.claimed_at < expired_before,
+                    )
+                    .values(
+                        state=PENDING if channel.idempotent else UNCONFIRMED,
+                        last_error="lease_expired",
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                settled += result.rowcount  # type: ignore[attr-defined]
+        if settled:
+            log.warning("expired claims reconciled", rows=settled)
+        return settled
+
+    async def observe_backlog(self) -> None:
+        """Update the backlog gauges from the outbox."""
+        async with self.sessions() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxRow.created_at)).where(
+                        OutboxRow.state == PENDING
+                    )
+                )
+            ).one()
+        self.metrics.backlog.set(count)
+        age = (self.clock() - oldest).total_seconds() if oldest is not None else 0.0
+        self.metrics.oldest_pending_seconds.set(max(0.0, age))

@@ -1,0 +1,161 @@
+"""Render a notice for one customer: Jinja2 templates per stage and language, Babel dates.
+
+Each `templates/<language>/<stage>.j2` defines the blocks `subject`, `sms`, `text` and
+`link_label`; the HTML e-mail is the text's paragraphs in `templates/email.html.j2`
+(autoescaped). Times are shown in the customer's time zone, formatted for their locale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.dates import format_datetime, format_time
+from babel.lists import format_list
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    select_autoescape,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_LANGUAGE = "en"
+
+# How each language names the services a rule can list; an unknown one shows its id.
+SERVICE_NAMES: dict[str, dict[str, str]] = {
+    "en": {"internet": "internet", "tv": "TV", "voice": "phone line", "mobile": "mobile"},
+    "de": {"internet": "Internet", "tv": "TV", "voice": "Telefon", "mobile": "Mobilfunk"},
+    "es": {"internet": "internet", "tv": "televisión", "voice": "teléfono", "mobile": "móvil"},
+    "vi": {"internet": "Internet", "tv": "truyền hình", "voice": "điện thoại", "mobile": "di động"},
+    "hi": {"internet": "इंटरनेट", "tv": "टीवी", "voice": "फ़ोन", "mobile": "मोबाइल"},
+}
+ANY_SERVICE = {"en": "service", "de": "Dienst", "es": "servicio", "vi": "dịch vụ", "hi": "सेवा"}
+
+
+class TemplateMissingError(LookupError):
+    """No template for this stage in this language, nor in the default language."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeFacts:
+    """What a notice says, before it is put into words."""
+
+    stage: str
+    language: str
+    timezone: str
+    customer_name: str
+    services: tuple[str, ...]
+    started_at: datetime
+    resolved_at: datetime | None
+    next_update_due: datetime | None
+    eta: datetime | None
+    status_url: str
+    unsubscribe_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    sms: str
+    text: str
+    html: str
+
+
+def _plain(text: str) -> str:
+    """Babel uses narrow and no-break spaces; plain ones keep an SMS in GSM-7."""
+    return text.replace("\u202f", " ").replace("\u00a0", " ")
+
+
+class Renderer:
+    """Turn `NoticeFacts` into a subject, an SMS body, a text and an HTML e-mail."""
+
+    def __init__(self, templates: Path = TEMPLATES) -> None:
+        self._text = Environment(
+            loader=FileSystemLoader(templates),
+            autoescape=False,  # noqa: S701 - plain text and SMS; HTML uses the other environment
+            undefined=StrictUndefined,
+            keep_trailing_newline=False,
+        )
+        self._html = Environment(
+            loader=FileSystemLoader(templates),
+            autoescape=select_autoescape(default=True),
+            undefined=StrictUndefined,
+        )
+        self._templates = templates
+        self._cache: dict[tuple[str, str], Template] = {}
+
+    def _template(self, stage: str, language: str) -> Template:
+        key = (stage, language)
+        if key not in self._cache:
+            for candidate in (language, DEFAULT_LANGUAGE):
+                try:
+                    self._cache[key] = self._text.get_template(f"{candidate}/{stage}.j2")
+                    break
+                except TemplateNotFound:
+                    continue
+            else:
+                raise TemplateMissingError(f"no template for stage {stage!r}")
+        return self._cache[key]
+
+    def languages(self, stage: str) -> list[str]:
+        """The languages with a template for `stage`."""
+        return sorted(p.parent.name for p in self._templates.glob(f"*/{stage}.j2"))
+
+    def render(self, facts: NoticeFacts) -> Rendered:
+        template = self._template(facts.stage, facts.language)
+        language = facts.language if facts.language in SERVICE_NAMES else DEFAULT_LANGUAGE
+        try:
+            zone = ZoneInfo(facts.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+
+        def when(moment: datetime | None) -> str:
+            if moment is None:
+                return ""
+            return _plain(format_datetime(moment, "short", tzinfo=zone, locale=language))
+
+        def clock(moment: datetime | None) -> str:
+            if moment is None:
+                return ""
+            same_day = moment.astimezone(zone).date() == facts.started_at.astimezone(zone).date()
+            if same_day:
+                return _plain(format_time(moment, "short", tzinfo=zone, locale=language))
+            return when(moment)
+
+        names = SERVICE_NAMES[language]
+        services = (
+            _plain(format_list([names.get(s, s) for s in facts.services], locale=language))
+            if facts.services
+            else ANY_SERVICE[language]
+        )
+        context = template.new_context(
+            {
+                "first_name": facts.customer_name.split()[0] if facts.customer_name else "",
+                "services": services,
+                "started": when(facts.started_at),
+                "resolved": when(facts.resolved_at),
+                "next_update": clock(facts.next_update_due),
+                "eta": clock(facts.eta),
+                "status_url": facts.status_url,
+            }
+        )
+
+        def block(name: str) -> str:
+            return "".join(template.blocks[name](context)).strip()
+
+        text = block("text")
+        subject = " ".join(block("subject").split())
+        html = self._html.get_template("email.html.j2").render(
+            language=language,
+            subject=subject,
+            paragraphs=[" ".join(p.split()) for p in text.split("\n\n") if p.strip()],
+            status_url=facts.status_url,
+            link_label=block("link_label"),
+            unsubscribe_url=facts.unsubscribe_url,
+        )
+        return Rendered(subject=subject, sms=" ".join(block("sms").split()), text=text, html=html)

@@ -1,0 +1,116 @@
+"""Telemetry contract v1: good messages decode, every bad one gets a precise reason."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumers.decode import MAX_MESSAGE_BYTES, decode_telemetry
+from consumers.exceptions import DecodeError
+
+GOOD = {"ts": 1_763_800_000_000, "device_id": "cpe-0001", "metric": "cpe.online", "value": 1}
+
+
+def encode(**changes: object) -> bytes:
+    message = {**GOOD, **changes}
+    return orjson.dumps({k: v for k, v in message.items() if v is not ...})
+
+
+def reason(raw: bytes | None) -> str:
+    with pytest.raises(DecodeError) as caught:
+        decode_telemetry(raw)
+    return caught.value.reason
+
+
+def test_epoch_milliseconds_and_booleans_decode() -> None:
+    event = decode_telemetry(encode(value=False, labels={"node": "node-17"}))
+    assert event.ts == 1_763_800_000.0
+    assert event.value == 0.0
+    assert event.labels == {"node": "node-17"}
+
+
+def test_rfc3339_timestamps_with_an_offset_decode() -> None:
+    assert decode_telemetry(encode(ts="2026-11-22T08:00:00+01:00")).ts == 1_795_330_800.0
+    assert decode_telemetry(encode(ts="2026-11-22T07:00:00Z")).ts == 1_795_330_800.0
+
+
+def test_unknown_fields_are_ignored() -> None:
+    assert decode_telemetry(encode(extra={"nested": [1, 2]})).device_id == "cpe-0001"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, "empty"),
+        (b"\xff\xfe{}", "not_utf8"),
+        (b'{"ts": 1, "device_id": ', "not_json"),
+        (b'{"ts": 1, "device_id": "d", "metric": "m", "value": NaN}', "non_finite_number"),
+        (b'{"ts": 1, "device_id": "d", "metric": "m", "value": Infinity}', "non_finite_number"),
+        (b'{"ts": 1, "device_id": "d", "metric": "m", "value": 1e999}', "non_finite_number"),
+        (b"[1, 2, 3]", "not_object"),
+        (b'"just a string"', "not_object"),
+        (b"[" * 100_000, "not_json"),
+    ],
+)
+def test_unreadable_messages_get_a_reason(raw: bytes | None, expected: str) -> None:
+    assert reason(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"ts": ...}, "missing_field"),
+        ({"device_id": ...}, "missing_field"),
+        ({"metric": ...}, "missing_field"),
+        ({"value": ...}, "missing_field"),
+        ({"device_id": 17}, "bad_type"),
+        ({"device_id": ""}, "bad_type"),
+        ({"value": "1"}, "bad_type"),
+        ({"value": [1]}, "bad_type"),
+        ({"labels": {"node": 1}}, "bad_type"),
+        ({"labels": ["node"]}, "bad_type"),
+        ({"ts": "yesterday"}, "bad_timestamp"),
+        ({"ts": "2026-11-22T08:00:00"}, "bad_timestamp"),
+        ({"ts": True}, "bad_timestamp"),
+        ({"ts": 1_763_800_000}, "bad_timestamp"),  # seconds where milliseconds belong
+        ({"ts": 10**17}, "bad_timestamp"),
+    ],
+)
+def test_ill_formed_fields_are_named(changes: dict[str, object], expected: str) -> None:
+    assert reason(encode(**changes)) == expected
+
+
+def test_messages_over_one_mebibyte_are_refused_before_parsing() -> None:
+    padding = "x" * MAX_MESSAGE_BYTES
+    assert reason(encode(pad=padding)) == "too_large"
+
+
+@given(st.binary(max_size=512))
+def test_any_bytes_either_decode_or_raise_a_decode_error(raw: bytes) -> None:
+    try:
+        decode_telemetry(raw)
+    except DecodeError as exc:
+        assert exc.reason in {"not_utf8", "not_json", "non_finite_number", "not_object"}
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_any_json_value_either_decodes_or_raises_a_decode_error(value: object) -> None:
+    """Huge integers, NaN, nesting: nothing escapes as anything but a DecodeError."""
+    raw = json.dumps(value).encode()  # NaN and Infinity come out as bare literals
+    try:
+        decode_telemetry(raw)
+    except DecodeError as exc:
+        assert exc.reason
