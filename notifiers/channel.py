@@ -46,3 +46,6 @@ class Channel(Protocol):
     """Whether the provider deduplicates a resend of the same `idempotency_key`."""
 
     async def send(self, notice: Notice) -> Delivery: ...
+
+    async def aclose(self) -> None:
+        """Release connections; the channel is not used afterwards."""

@@ -114,6 +114,13 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop` is set; a failing round is logged, counted and retried."""
+        try:
+            await self._run(stop)
+        finally:
+            for channel in self.channels.values():
+                await channel.aclose()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         last_reconcile = 0.0
         while not stop.is_set():
             sent = 0

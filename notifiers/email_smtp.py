@@ -58,6 +58,9 @@ class SmtpEmailChannel:
             message.add_alternative(notice.html, subtype="html")
         return message
 
+    async def aclose(self) -> None:
+        """Nothing to release: each send opens and closes its own connection."""
+
     async def send(self, notice: Notice) -> Delivery:
         """Send the notice and return its Message-ID as the provider id."""
         message = self.build_message(notice)

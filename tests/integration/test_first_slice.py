@@ -75,7 +75,7 @@ def inventory() -> dict[str, Any]:
             {
                 "id": "c-2",
                 "name": "Ben Carter",
-                "phone": "+447700900123",
+                "phone": "+447911123456",
                 "email": "ben@example.co.uk",
                 "language": "en",
                 "timezone": "Europe/London",
@@ -85,7 +85,7 @@ def inventory() -> dict[str, Any]:
             {
                 "id": "c-3",
                 "name": "Chloe Martin",
-                "phone": "+447700900456",
+                "phone": "+447911123457",
                 "email": "chloe@example.co.uk",
                 "language": "en",
                 "timezone": "Europe/London",
@@ -179,7 +179,8 @@ async def test_modems_down_on_a_node_notify_its_customers_then_tell_them_it_is_r
     smtp_server: SmtpSink,
     sms_gateway: SmsGatewaySimulator,
 ) -> None:
-    assert (await api.put("/v1/inventory", json=inventory())).status_code == 200
+    loaded = await api.put("/v1/inventory", json=inventory())
+    assert loaded.status_code == 200, loaded.text
     created = await api.post("/v1/rules", json=RULE)
     assert created.status_code == 201, created.text
     await asyncio.sleep(0)
@@ -202,14 +203,14 @@ async def test_modems_down_on_a_node_notify_its_customers_then_tell_them_it_is_r
     assert outage["opened_at"] is not None
 
     sms = {m.to: m.body for m in sms_gateway.messages}
-    assert set(sms) == {"+4915112345678", "+447700900123"}  # never Chloe on node-18
+    assert set(sms) == {"+4915112345678", "+447911123456"}  # never Chloe on node-18
     assert "Anna" in sms["+4915112345678"] and "Internet" in sms["+4915112345678"]
-    assert "Ben" in sms["+447700900123"]
-    assert "internet" in sms["+447700900123"].lower()
+    assert "Ben" in sms["+447911123456"]
+    assert "internet" in sms["+447911123456"].lower()
     [email] = smtp_server.messages
     assert email["To"] == "anna@example.com"
     assert "https://status.example.net/o/" in email.get_body(("plain",)).get_content()
-    german, english = sms["+4915112345678"], sms["+447700900123"]
+    german, english = sms["+4915112345678"], sms["+447911123456"]
     assert german != english
 
     # The node recovers: everyone who was told hears it is resolved, once.
