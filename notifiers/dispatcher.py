@@ -117,8 +117,12 @@ class Dispatcher:
         try:
             await self._run(stop)
         finally:
-            for channel in self.channels.values():
-                await channel.aclose()
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every channel's connections."""
+        for channel in self.channels.values():
+            await channel.aclose()
 
     async def _run(self, stop: asyncio.Event) -> None:
         last_reconcile = 0.0

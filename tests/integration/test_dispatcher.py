@@ -1,0 +1,320 @@
+"""The dispatcher against a real outbox, SMTP server and SMS gateway: sent once, retried right."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import transaction
+from app.inventory.schemas import InventoryIn
+from app.inventory.service import replace_inventory
+from app.notifications.models import OutboxRow
+from app.notifications.planner import plan_notices
+from app.outages.lifecycle import OutageState, Transition
+from app.outages.service import apply_transition
+from app.rules.schemas import RatioDownRule
+from app.rules.service import create_rule
+from app.settings import Settings
+from forewarn.runtime import build_channels
+from notifiers.channel import Notice
+from notifiers.dispatcher import ClaimedRow, Dispatcher
+from notifiers.gateway_sim import SmsGatewaySimulator
+from notifiers.render import Renderer
+from notifiers.smtp_sink import SmtpSink
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def customers(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"c-{i}",
+            "name": f"Customer {i}",
+            "phone": f"+49151{10000000 + i}",
+            "email": f"customer{i}@example.com",
+            "language": ["en", "de", "es", "vi", "hi"][i % 5],
+            "timezone": "Europe/Berlin",
+            "channels": ["sms", "email"],
+            "devices": [f"cpe-{i}"],
+        }
+        for i in range(count)
+    ]
+
+
+async def seed(sessions: async_sessionmaker[AsyncSession], count: int = 3) -> str:
+    """An inventory of `count` customers on node-17, an open outage there, its outbox rows."""
+    doc = InventoryIn.model_validate(
+        {
+            "nodes": [
+                {"id": "north", "level": "region"},
+                {"id": "hub-1", "level": "hub", "parent": "north"},
+                {"id": "node-17", "level": "node", "parent": "hub-1"},
+            ],
+            "devices": [
+                {"id": f"cpe-{i}", "node": "node-17", "services": ["internet"]}
+                for i in range(count)
+            ],
+            "customers": customers(count),
+        }
+    )
+    rule = RatioDownRule.model_validate(
+        {
+            "name": "modems-down",
+            "kind": "ratio_down",
+            "metric": "cpe.online",
+            "threshold": 0.3,
+            "clear_threshold": 0.1,
+            "services": ["internet"],
+        }
+    )
+    async with transaction(sessions) as session:
+        await replace_inventory(session=session, doc=doc)
+        stored = await create_rule(session=session, rule=rule)
+        event = await apply_transition(
+            session=session,
+            transition=Transition(
+                rule_id=stored.id,
+                rule_version=1,
+                rule_name=stored.name,
+                scope_level="node",
+                scope_id="node-17",
+                to_state=OutageState.OPEN,
+                at=T0,
+                started_at=T0,
+                severity="major",
+                services=("internet",),
+            ),
+            next_update_interval=timedelta(minutes=30),
+            clock=lambda: T0,
+        )
+        assert event is not None
+        await plan_notices(session=session, event=event, now=T0)
+    return event.outage_id
+
+
+def make_dispatcher(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+    clock: Callable[[], datetime],
+    **settings: Any,
+) -> tuple[Dispatcher, list[tuple[ClaimedRow, Notice]]]:
+    configured = Settings(
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        sms_gateway_url=sms_gateway.url,
+        sms_gateway_token=SecretStr(sms_gateway.credentials),
+        public_base_url="https://status.example.net",
+        link_secret=SecretStr("test-link-secret"),
+        **settings,
+    )
+    sent: list[tuple[ClaimedRow, Notice]] = []
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels=build_channels(configured),
+        renderer=Renderer(),
+        settings=configured,
+        on_sent=lambda row, notice: sent.append((row, notice)),
+        clock=clock,
+    )
+    return dispatcher, sent
+
+
+async def states(sessions: async_sessionmaker[AsyncSession]) -> dict[tuple[str, str], str]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(OutboxRow.customer_id, OutboxRow.channel, OutboxRow.state)
+        )
+        return {(customer, channel): state for customer, channel, state in rows}
+
+
+async def test_each_pending_notice_is_sent_once_with_the_provider_id_recorded(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    await seed(sessions, count=5)
+    dispatcher, sent = make_dispatcher(sessions, smtp_server, sms_gateway, FakeClock(T0))
+
+    assert await dispatcher.dispatch_once() == 10
+    assert await dispatcher.dispatch_once() == 0
+
+    assert len(sms_gateway.messages) == 5 and len(smtp_server.messages) == 5
+    assert set((await states(sessions)).values()) == {"sent"}
+    async with sessions() as session:
+        ids = {r.provider_id for r in await session.scalars(select(OutboxRow))}
+    assert {m.sid for m in sms_gateway.messages} <= ids
+    assert {m["Message-ID"] for m in smtp_server.messages} <= ids
+    assert len(sent) == 10
+    languages = {n.language for _, n in sent}
+    assert languages == {"en", "de", "es", "vi", "hi"}
+    email = smtp_server.messages[0]
+    assert str(email["List-Unsubscribe"]).strip().startswith("<https://status.example.net/u/")
+    await dispatcher.aclose()
+
+
+async def test_a_throttled_sms_waits_for_retry_after_then_goes_out_once(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    await seed(sessions, count=1)
+    clock = FakeClock(T0)
+    dispatcher, _ = make_dispatcher(sessions, smtp_server, sms_gateway, clock)
+    sms_gateway.fail_next(1, status=429)
+
+    await dispatcher.dispatch_once()
+    async with sessions() as session:
+        row = await session.scalar(select(OutboxRow).where(OutboxRow.channel == "sms"))
+    assert row is not None
+    assert (row.state, row.attempts, row.last_error) == ("pending", 1, "http_429")
+    assert row.next_attempt_at >= T0 + timedelta(seconds=1)
+    assert await dispatcher.dispatch_once() == 0  # not due yet
+
+    clock.now = row.next_attempt_at
+    assert await dispatcher.dispatch_once() == 1
+    assert len(sms_gateway.messages) == 1
+    assert (await states(sessions))[("c-0", "sms")] == "sent"
+    await dispatcher.aclose()
+
+
+async def test_a_permanent_failure_is_recorded_and_never_retried(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    await seed(sessions, count=1)
+    dispatcher, _ = make_dispatcher(
+        sessions, smtp_server, sms_gateway, FakeClock(T0 + timedelta(days=1))
+    )
+    sms_gateway.fail_next(1, status=401)
+
+    await dispatcher.dispatch_once()
+    assert await dispatcher.dispatch_once() == 0
+
+    async with sessions() as session:
+        row = await session.scalar(select(OutboxRow).where(OutboxRow.channel == "sms"))
+    assert row is not None and (row.state, row.last_error) == ("failed", "auth_failed")
+    assert sms_gateway.messages == []
+    await dispatcher.aclose()
+
+
+async def test_retries_stop_after_the_configured_attempts(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    await seed(sessions, count=1)
+    clock = FakeClock(T0)
+    dispatcher, _ = make_dispatcher(
+        sessions, smtp_server, sms_gateway, clock, dispatch_max_attempts=3
+    )
+    sms_gateway.fail_next(10, status=503)
+    for _ in range(5):
+        await dispatcher.dispatch_once()
+        clock.now += timedelta(hours=1)
+
+    async with sessions() as session:
+        row = await session.scalar(select(OutboxRow).where(OutboxRow.channel == "sms"))
+    assert row is not None and (row.state, row.attempts, row.last_error) == (
+        "failed",
+        3,
+        "http_503",
+    )
+    await dispatcher.aclose()
+
+
+async def test_a_notifier_that_died_mid_send_never_causes_a_second_message(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    """The crashed notifier's SMS reached the gateway; its e-mail may have. Neither repeats."""
+    await seed(sessions, count=1)
+    clock = FakeClock(T0)
+    crashed, _ = make_dispatcher(sessions, smtp_server, sms_gateway, clock)
+    claimed = await crashed.claim(10)
+    notices = await crashed._notices(claimed)
+    for row in claimed:
+        await crashed.channels[row.channel].send(notices[row.id])  # ... and then it died
+    assert len(sms_gateway.messages) == 1 and len(smtp_server.messages) == 1
+
+    clock.now += timedelta(minutes=10)
+    survivor, _ = make_dispatcher(sessions, smtp_server, sms_gateway, clock)
+    assert await survivor.reconcile() == 2
+    await survivor.dispatch_once()
+
+    assert len(sms_gateway.messages) == 1  # the gateway answered with the first message's id
+    assert len(smtp_server.messages) == 1
+    assert await states(sessions) == {("c-0", "sms"): "sent", ("c-0", "email"): "unconfirmed"}
+    async with sessions() as session:
+        sms_row = await session.scalar(select(OutboxRow).where(OutboxRow.channel == "sms"))
+    assert sms_row is not None and sms_row.provider_id == sms_gateway.messages[0].sid
+    await crashed.aclose()
+    await survivor.aclose()
+
+
+async def test_two_notifiers_on_one_outbox_send_every_notice_exactly_once(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    await seed(sessions, count=60)
+    first, _ = make_dispatcher(
+        sessions, smtp_server, sms_gateway, FakeClock(T0), dispatch_batch_size=7
+    )
+    second, _ = make_dispatcher(
+        sessions, smtp_server, sms_gateway, FakeClock(T0), dispatch_batch_size=7
+    )
+
+    async def drain(dispatcher: Dispatcher) -> None:
+        while await dispatcher.dispatch_once() > 0:
+            await asyncio.sleep(0)
+
+    await asyncio.gather(drain(first), drain(second), drain(first))
+    assert len(sms_gateway.messages) == 60
+    assert len({m.to for m in sms_gateway.messages}) == 60
+    assert len(smtp_server.messages) == 60
+    assert set((await states(sessions)).values()) == {"sent"}
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_a_notice_for_a_channel_with_no_provider_fails_cleanly(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    await seed(sessions, count=2)
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.customer_id == "c-1", OutboxRow.channel == "sms")
+            .values(channel="webhook")
+        )
+    dispatcher, _ = make_dispatcher(sessions, smtp_server, sms_gateway, FakeClock(T0))
+    await dispatcher.dispatch_once()
+    async with sessions() as session:
+        row = await session.scalar(select(OutboxRow).where(OutboxRow.channel == "webhook"))
+    assert row is not None and (row.state, row.last_error) == ("failed", "channel_not_configured")
+    assert len(sms_gateway.messages) == 1
+    await dispatcher.aclose()
