@@ -10,7 +10,9 @@ from typing import Any
 
 import structlog
 
-_PHONE = re.compile(r"\+?\d[\d \-]{6,}\d")
+# A phone number: `+` and 7-15 digits (spaces or dashes between), or a bare run of 10-15
+# digits. Dates and times (`2026-11-24`, `08:44:28`) have too few digits per run to match.
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d(?:[ \-]?\d){6,14}|\d{10,15})(?!\w)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 

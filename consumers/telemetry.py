@@ -38,7 +38,13 @@ from app.inventory.topology import load_topology
 from app.maintenance.service import maintenance_windows
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import active_outages, apply_transition, record_first_contacts
+from app.outages.service import (
+    active_outages,
+    apply_transition,
+    mark_published,
+    record_first_contacts,
+    unpublished_events,
+)
 from app.rules.service import enabled_rule_specs
 from app.settings import Settings
 from consumers.clients import make_consumer, make_producer
@@ -115,6 +121,7 @@ class Detector:
         await consumer.start()
         try:
             await self._load()
+            await self._publish_pending(producer)
             last_refresh = time.monotonic()
             last_batch = time.monotonic()
             while not stop.is_set():
@@ -125,6 +132,7 @@ class Detector:
                     batch = await consumer.getmany(timeout_ms=500)
                     if self._reconcile_needed:
                         await self._reconcile()
+                        await self._publish_pending(producer)
                     now_mono = time.monotonic()
                     if batch:
                         await self._process(batch, consumer, producer)
@@ -138,6 +146,7 @@ class Detector:
                             await self._flush(producer)
                     if now_mono - last_refresh >= self.refresh_seconds:
                         await self._refresh()
+                        await self._publish_pending(producer)
                         last_refresh = now_mono
                 except asyncio.CancelledError:
                     raise
@@ -164,6 +173,42 @@ class Detector:
         )
         self.engine.replace_maintenance(windows)
         log.info("detector ready", rules=len(rules), devices=len(topology.device_node))
+
+    async def _publish_pending(self, producer: AIOKafkaProducer) -> list[OutageEvent]:
+        """Publish every committed but unpublished outage event, then mark it published.
+
+        The events wait in the outage timeline (a transactional outbox), so an event whose
+        publisher died after the commit is published by whichever detector runs this next.
+        A crash after the send and before the mark publishes it again: consumers of
+        `outage-events` are idempotent.
+        """
+        async with self.sessions() as session:
+            pending = await unpublished_events(session=session)
+        if not pending:
+            return []
+        sends = [
+            await producer.send(self._events_topic, value=e.to_json(), key=e.outage_id.encode())
+            for _, e in pending
+        ]
+        await asyncio.gather(*sends)
+        async with transaction(self.sessions) as session:
+            await mark_published(
+                session=session, entry_ids=[entry_id for entry_id, _ in pending], clock=self.clock
+            )
+        for _, event in pending:
+            self.metrics.transitions.labels(event.state.value).inc()
+            log.info(
+                "outage transition",
+                outage_id=event.outage_id,
+                state=event.state.value,
+                rule=event.rule_name,
+                scope=f"{event.scope_level}:{event.scope_id}",
+            )
+            if self.on_event is not None:
+                result = self.on_event(event)
+                if result is not None:
+                    await result
+        return [event for _, event in pending]
 
     async def _reconcile(self) -> None:
         """After a rebalance, follow the outages other detectors persisted meanwhile."""
@@ -263,7 +308,7 @@ class Detector:
         """Persist pending transitions, publish their events, and forget them."""
         if not self._unpersisted and not self._contacts:
             return
-        published: list[OutageEvent] = []
+        applied = False
         async with transaction(self.sessions) as session:
             if self._contacts:
                 lead_times = await record_first_contacts(
@@ -278,33 +323,15 @@ class Detector:
                     next_update_interval=self.settings.next_update_interval,
                     clock=self.clock,
                 )
-                if event is not None:
-                    published.append(event)
-        if published and self.settings.failpoint == "detector_after_persist":
+                applied = applied or event is not None
+        if applied and self.settings.failpoint == "detector_after_persist":
             # Die between the database commit and the publish, as a kill -9 could.
             os._exit(137)
-        sends = [
-            await producer.send(self._events_topic, value=e.to_json(), key=e.outage_id.encode())
-            for e in published
-        ]
-        await asyncio.gather(*sends)
+        await self._publish_pending(producer)
         now = self.clock()
         for transition in self._unpersisted:
             if transition.to_state is OutageState.OPEN and not transition.is_parent:
                 latency = (now - transition.started_at).total_seconds()
                 self.metrics.detection_latency.observe(max(latency, 0.0))
-        for event in published:
-            self.metrics.transitions.labels(event.state.value).inc()
-            log.info(
-                "outage transition",
-                outage_id=event.outage_id,
-                state=event.state.value,
-                rule=event.rule_name,
-                scope=f"{event.scope_level}:{event.scope_id}",
-            )
-            if self.on_event is not None:
-                result = self.on_event(event)
-                if result is not None:
-                    await result
         self._unpersisted = []
         self._contacts = []

@@ -33,28 +33,33 @@ class OutageEvent:
     is_parent: bool = False
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": 1,
-                "outage_id": self.outage_id,
-                "state": self.state.value,
-                "previous_state": self.previous_state.value if self.previous_state else None,
-                "at": self.at.isoformat(),
-                "rule_id": self.rule_id,
-                "rule_name": self.rule_name,
-                "scope_level": self.scope_level,
-                "scope_id": self.scope_id,
-                "severity": self.severity,
-                "services": list(self.services),
-                "parent_id": self.parent_id,
-                "is_parent": self.is_parent,
-            }
-        )
+        return orjson.dumps(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "outage_id": self.outage_id,
+            "state": self.state.value,
+            "previous_state": self.previous_state.value if self.previous_state else None,
+            "at": self.at.isoformat(),
+            "rule_id": self.rule_id,
+            "rule_name": self.rule_name,
+            "scope_level": self.scope_level,
+            "scope_id": self.scope_id,
+            "severity": self.severity,
+            "services": list(self.services),
+            "parent_id": self.parent_id,
+            "is_parent": self.is_parent,
+        }
 
     @classmethod
     def from_json(cls, raw: bytes) -> OutageEvent:
         """Parse an event; raise ValueError (or KeyError/TypeError) when it is not one."""
-        data: dict[str, Any] = orjson.loads(raw)
+        return cls.from_dict(orjson.loads(raw))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutageEvent:
+        """Build an event from its JSON form; raise ValueError, KeyError or TypeError if bad."""
         if data.get("v") != 1:
             raise ValueError(f"unsupported outage event version {data.get('v')!r}")
         previous = data.get("previous_state")

@@ -52,7 +52,12 @@ class Outage(Base):
 
 
 class TimelineEntry(Base):
-    """Something that happened to an outage: a transition, an update, a note."""
+    """Something that happened to an outage: a transition, an update, a note.
+
+    A transition's entry also holds the outage event it causes (`event`) until that event is
+    on Kafka (`published_at`): the transactional outbox that makes a crash between the
+    database commit and the publish lose nothing.
+    """
 
     __tablename__ = "outage_timeline"
 
@@ -63,3 +68,5 @@ class TimelineEntry(Base):
     state: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(128))
     message: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    event: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)

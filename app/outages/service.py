@@ -105,8 +105,9 @@ async def apply_transition(
         return None
     _move(active, target, transition.at, clock(), next_update_interval)
     active.details = {**active.details, **transition.details}
-    session.add(_timeline(active.id, transition, target))
-    return _event(active, target, current, transition.at)
+    event = _event(active, target, current, transition.at)
+    session.add(_timeline(active.id, transition, target, event=event))
+    return event
 
 
 def _move(
@@ -174,12 +175,17 @@ async def _insert(
             await session.flush()
     except IntegrityError:
         return None
-    session.add(_timeline(outage.id, transition, target))
+    event = _event(outage, target, None, transition.at)
+    session.add(_timeline(outage.id, transition, target, event=event))
     return outage
 
 
 def _timeline(
-    outage_id: str, transition: Transition, state: OutageState, kind: str = "transition"
+    outage_id: str,
+    transition: Transition,
+    state: OutageState,
+    kind: str = "transition",
+    event: OutageEvent | None = None,
 ) -> TimelineEntry:
     return TimelineEntry(
         outage_id=outage_id,
@@ -188,7 +194,34 @@ def _timeline(
         state=state.value,
         actor="detector",
         message={"rule_version": transition.rule_version, **transition.details},
+        event=event.to_dict() if event is not None else None,
     )
+
+
+async def unpublished_events(
+    *, session: AsyncSession, limit: int = 1000
+) -> list[tuple[int, OutageEvent]]:
+    """Events committed with their transition but not yet confirmed on Kafka, oldest first."""
+    rows = await session.execute(
+        select(TimelineEntry.id, TimelineEntry.event)
+        .where(TimelineEntry.published_at.is_(None), TimelineEntry.event.is_not(None))
+        .order_by(TimelineEntry.id)
+        .limit(limit)
+    )
+    return [(entry_id, OutageEvent.from_dict(event)) for entry_id, event in rows]
+
+
+async def mark_published(
+    *, session: AsyncSession, entry_ids: list[int], clock: Clock = utc_now
+) -> None:
+    """Record that these entries' events are on Kafka."""
+    if entry_ids:
+        await session.execute(
+            update(TimelineEntry)
+            .where(TimelineEntry.id.in_(entry_ids))
+            .values(published_at=clock())
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def active_outages(*, session: AsyncSession) -> list[ActiveOutage]:
