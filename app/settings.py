@@ -118,6 +118,15 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    @field_validator("sms_gateway_token")
+    @classmethod
+    def _check_gateway_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            account, sep, token = value.get_secret_value().partition(":")
+            if not (sep and account and token):
+                raise ValueError("must be account_sid:auth_token")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:

@@ -40,6 +40,7 @@ from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
 
 DEMO_DB = Path("forewarn-demo.db")
+SHOWN_PER_STAGE = 4  # notices printed one by one per outage and stage; the rest are tallied
 STATE_STYLE = {
     OutageState.SUSPECTED: "yellow",
     OutageState.OPEN: "bold red",
@@ -93,11 +94,17 @@ class DemoConsole:
         key = (notice.channel, notice.language)
         self.sent[key] = self.sent.get(key, 0) + 1
         stage_key = (row.outage_id, row.stage)
-        self.by_stage[stage_key] = self.by_stage.get(stage_key, 0) + 1
-        self.console.print(
-            f"{self._stamp()} [green]notice sent[/] {row.stage:9} {notice.channel:5} "
-            f"{notice.language}  customer={row.customer_id}  to={_masked(notice)}"
-        )
+        count = self.by_stage.get(stage_key, 0) + 1
+        self.by_stage[stage_key] = count
+        if count <= SHOWN_PER_STAGE:
+            self.console.print(
+                f"{self._stamp()} [green]notice sent[/] {row.stage:9} {notice.channel:5} "
+                f"{notice.language}  customer={row.customer_id}  to={_masked(notice)}"
+            )
+        if count == 1 and notice.channel == "sms":
+            self.console.print(f"           [dim]SMS text:[/] {notice.text}")
+        elif count % 50 == 0:
+            self.console.print(f"{self._stamp()} [green]{count} {row.stage} notices sent[/]")
 
     def all_told_resolved(self) -> bool:
         """Whether some outage is resolved and its resolved notices match its detected ones."""
@@ -156,7 +163,8 @@ async def run_demo(
                 "smtp_host": smtp.host,
                 "smtp_port": smtp.port,
                 "sms_gateway_url": gateway.url,
-                "sms_gateway_token": gateway.credentials,
+                "sms_gateway_token": SecretStr(gateway.credentials),
+                "link_secret": SecretStr(secrets.token_urlsafe(24)),
                 "api_port": api_port,
                 "public_base_url": f"http://{settings.api_host}:{api_port}",
                 "api_tokens": (ApiToken("demo", Role.ADMIN, SecretStr(token)),),

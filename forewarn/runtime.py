@@ -121,6 +121,7 @@ def component_coroutines(
 ) -> list[Coroutine[Any, Any, None]]:
     """Build the long-running coroutine of each named component."""
     settings, sessions = runtime.settings, runtime.sessions
+    channels = build_channels(settings) if "notifier" in names else {}
     coroutines: list[Coroutine[Any, Any, None]] = []
     if "api" in names:
         coroutines.append(_serve_api(runtime, stop, hooks))
@@ -132,7 +133,7 @@ def component_coroutines(
     if "notifier" in names:
         dispatcher = Dispatcher(
             sessions=sessions,
-            channels=build_channels(settings),
+            channels=channels,
             renderer=Renderer(),
             settings=settings,
             on_sent=hooks.on_sent,

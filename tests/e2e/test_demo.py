@@ -1,0 +1,83 @@
+"""`make run` as a newcomer sees it: the demo finds the fault, tells customers, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from consumers.broker import free_port
+
+pytestmark = pytest.mark.e2e
+
+FOREWARN = [sys.executable, "-m", "forewarn"]
+
+
+def demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "FOREWARN_API_PORT": str(free_port()), "COLUMNS": "200"}
+    env.pop("FOREWARN_KAFKA_BOOTSTRAP_SERVERS", None)
+    return subprocess.Popen(
+        [*FOREWARN, "demo", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(line) for line in found.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_demo_detects_the_fault_tells_customers_and_stops_by_itself(tmp_path: Path) -> None:
+    process = demo(
+        tmp_path,
+        "--fault-after",
+        "5",
+        "--fault-duration",
+        "30",
+        "--for",
+        "10s",
+        "--exit-when-resolved",
+    )
+    output, _ = process.communicate(timeout=240)
+
+    assert process.returncode == 0, output
+    assert "outage OPEN" in output and "outage RESOLVED" in output
+    assert "notice sent detected  sms" in output and "notice sent resolved" in output
+    assert "Stopped cleanly" in output
+    assert "+4915" not in output and "@example.com" not in output.replace("•••@example.com", "")
+
+
+def test_ctrl_c_stops_the_demo_and_leaves_no_process_behind(tmp_path: Path) -> None:
+    process = demo(tmp_path, "--fault-after", "600")
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        if "loaded" in line or time.monotonic() > deadline:
+            break
+    spawned = children(process.pid)
+    assert spawned, "the embedded broker should run as a child process"
+
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 0, output
+    assert "Stopped cleanly" in output
+    time.sleep(0.5)
+    assert [pid for pid in spawned if alive(pid)] == []
