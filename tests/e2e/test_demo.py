@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ FOREWARN = [sys.executable, "-m", "forewarn"]
 def demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "FOREWARN_API_PORT": str(free_port()), "COLUMNS": "200"}
     env.pop("FOREWARN_KAFKA_BOOTSTRAP_SERVERS", None)
-    return subprocess.Popen(
+    return subprocess.Popen(  # noqa: S603 - our own command line
         [*FOREWARN, "demo", *args],
         cwd=tmp_path,
         env=env,
@@ -32,7 +33,10 @@ def demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    pgrep = shutil.which("pgrep") or "/usr/bin/pgrep"
+    found = subprocess.run(  # noqa: S603 - a fixed command and a pid
+        [pgrep, "-P", str(pid)], capture_output=True, text=True, check=False
+    )
     return [int(line) for line in found.stdout.split()]
 
 
