@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     topic_partitions: int = Field(default=4, ge=1, le=1024)
     kafka_session_timeout_ms: int = Field(default=30_000, ge=1_000, le=600_000)
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Longest a fetch waits for data; the embedded broker waits this long "
+        "whenever one fetched partition is empty, so keep it short.",
+    )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=8025, ge=1, le=65535)

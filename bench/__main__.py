@@ -1,5 +1,41 @@
-"""Run every benchmark and print the figures; `python -m bench --help` for the knobs."""
+"""`make bench`: every benchmark, figures printed and written to bench/results/."""
 
-from bench.detector import main
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.detector import run_throughput
+from bench.latency import run_latency
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", choices=["throughput", "latency"], default=None)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--rates", default="2000,20000", help="latency: msgs/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=30.0, help="latency: seconds per rate")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    if args.only in (None, "throughput"):
+        figures = run_throughput(args.messages, args.devices)
+        (args.out / "detector.json").write_text(json.dumps({**machine, **figures}, indent=2) + "\n")
+    if args.only in (None, "latency"):
+        rates = tuple(int(r) for r in args.rates.split(","))
+        rows = run_latency(rates, args.seconds, args.devices)
+        (args.out / "latency.json").write_text(
+            json.dumps({**machine, "runs": rows}, indent=2) + "\n"
+        )
+
 
 main()

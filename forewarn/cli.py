@@ -13,6 +13,7 @@ from rich.console import Console
 
 from app.logs import configure_logging
 from app.settings import Settings
+from forewarn.rules_cli import rules_app
 
 app = typer.Typer(
     help="Forewarn: detect telecom outages before customers call, and keep them informed.",
@@ -23,6 +24,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 inventory_app = typer.Typer(help="Network and customer inventory.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(rules_app, name="rules")
 
 console = Console(stderr=True)
 
@@ -135,19 +137,29 @@ def db_upgrade() -> None:
 
 
 @inventory_app.command("import")
-def inventory_import(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Replace the inventory with a JSON document (the PUT /v1/inventory body)."""
+def inventory_import(path: Path = typer.Argument(..., exists=True)) -> None:
+    """Replace the inventory with a JSON document (the PUT /v1/inventory body) or a CSV folder.
+
+    A folder holds nodes.csv and, optionally, devices.csv and customers.csv.
+    """
+    from rich.markup import escape
+
     from app.db import create_engine, session_factory, transaction
     from app.exceptions import InvalidInputError
+    from app.inventory.csv_import import import_inventory_dir
     from app.inventory.service import import_inventory_file
 
     settings = load_settings()
+    is_dir = path.is_dir()
 
     async def main() -> None:
         engine = create_engine(settings.database_url)
         try:
             async with transaction(session_factory(engine)) as session:
-                summary = await import_inventory_file(session=session, path=path)
+                if is_dir:
+                    summary = await import_inventory_dir(session=session, path=path)
+                else:
+                    summary = await import_inventory_file(session=session, path=path)
         finally:
             await engine.dispose()
         console.print(f"inventory imported: {summary}")
@@ -156,7 +168,7 @@ def inventory_import(path: Path = typer.Argument(..., exists=True, dir_okay=Fals
         asyncio.run(main())
     except InvalidInputError as exc:
         for error in exc.errors:
-            console.print(f"[red]{error['field']}[/]: {error['reason']}")
+            console.print(f"[red]{escape(error['field'])}[/]: {escape(error['reason'])}")
         console.print(f"[bold red]{len(exc.errors)} error(s); nothing imported[/]")
         raise typer.Exit(code=1) from None
 

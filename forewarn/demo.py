@@ -40,7 +40,6 @@ from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
 
 DEMO_DB = Path("forewarn-demo.db")
-SHOWN_PER_STAGE = 4  # notices printed one by one per outage and stage; the rest are tallied
 STATE_STYLE = {
     OutageState.SUSPECTED: "yellow",
     OutageState.OPEN: "bold red",
@@ -77,6 +76,7 @@ class DemoConsole:
         self.sent: dict[tuple[str, str], int] = {}
         self.resolved: set[str] = set()
         self.by_stage: dict[tuple[str, str], int] = {}
+        self.samples: set[tuple[str, str]] = set()  # (stage, language) whose SMS text was shown
 
     def _stamp(self) -> str:
         return f"[dim]{time.monotonic() - self.started:6.1f}s[/]"
@@ -96,15 +96,13 @@ class DemoConsole:
         stage_key = (row.outage_id, row.stage)
         count = self.by_stage.get(stage_key, 0) + 1
         self.by_stage[stage_key] = count
-        if count <= SHOWN_PER_STAGE:
-            self.console.print(
-                f"{self._stamp()} [green]notice sent[/] {row.stage:9} {notice.channel:5} "
-                f"{notice.language}  customer={row.customer_id}  to={_masked(notice)}"
-            )
-        if count == 1 and notice.channel == "sms":
-            self.console.print(f"           [dim]SMS text:[/] {notice.text}")
-        elif count % 50 == 0:
-            self.console.print(f"{self._stamp()} [green]{count} {row.stage} notices sent[/]")
+        self.console.print(
+            f"{self._stamp()} [green]notice sent[/] {row.stage:9} {notice.channel:5} "
+            f"{notice.language}  customer={row.customer_id}  to={_masked(notice)}"
+        )
+        if notice.channel == "sms" and (row.stage, notice.language) not in self.samples:
+            self.samples.add((row.stage, notice.language))
+            self.console.print(f"           [dim]the SMS reads:[/] {notice.text}")
 
     def all_told_resolved(self) -> bool:
         """Whether some outage is resolved and its resolved notices match its detected ones."""

@@ -66,7 +66,13 @@ async def open_runtime(
     broker: EmbeddedBroker | None = None
     if settings.kafka_bootstrap_servers is None and embedded_broker:
         broker = await asyncio.to_thread(EmbeddedBroker().start)
-        settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+        settings = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": broker.bootstrap_servers,
+                # The embedded broker holds a group join for half the session timeout.
+                "kafka_session_timeout_ms": min(settings.kafka_session_timeout_ms, 6000),
+            }
+        )
         log.info("embedded broker started", bootstrap_servers=broker.bootstrap_servers)
     engine = create_engine(settings.database_url)
     try:

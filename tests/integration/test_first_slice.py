@@ -109,6 +109,7 @@ async def settings(
     return Settings(
         database_url=database_url,
         kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_session_timeout_ms=6000,  # the embedded broker holds a join for half of it
         topic_prefix=topic_prefix,
         smtp_host=smtp_server.host,
         smtp_port=smtp_server.port,
