@@ -190,6 +190,7 @@ async def run(messages: int, devices: int) -> dict[str, float]:
             kafka_bootstrap_servers=bootstrap,
             database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
             topic_prefix="bench.",
+            kafka_session_timeout_ms=6000,
         )
         topic = settings.topic("telemetry")
         await ensure_topics(

@@ -97,6 +97,7 @@ async def measure(rate: int, seconds: float, devices: int) -> Run:
             database_url=f"sqlite+aiosqlite:///{tmp}/latency.db",
             topic_prefix="lat.",
             log_level="warning",
+            kafka_session_timeout_ms=6000,
         )
         await ensure_topics(
             broker.bootstrap_servers,
@@ -116,7 +117,8 @@ async def measure(rate: int, seconds: float, devices: int) -> Run:
         detector = Detector(settings=settings, sessions=session_factory(engine), on_event=on_event)
         stop = asyncio.Event()
         detecting = asyncio.create_task(detector.run(stop))
-        await asyncio.sleep(4)  # let the detector join its group before the clock starts
+        while not detector.assigned:  # noqa: ASYNC110 - the clock starts once it has joined
+            await asyncio.sleep(0.1)
         producer = AIOKafkaProducer(
             bootstrap_servers=broker.bootstrap_servers, linger_ms=5, max_batch_size=256_000
         )

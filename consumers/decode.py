@@ -105,7 +105,8 @@ def _to_event(data: dict[str, Any]) -> Telemetry:
     if labels is not None:
         if type(labels) is not dict or not all(type(v) is str for v in labels.values()):
             raise DecodeError("bad_type", "labels must be an object of strings")
-    ts = _timestamp(data["ts"])
+    raw_ts = data["ts"]
+    ts = raw_ts / 1000.0 if type(raw_ts) is int else _timestamp(raw_ts)  # the common case inline
     if not MIN_TS <= ts < MAX_TS:
         raise DecodeError("bad_timestamp", "ts is outside 2000-2100 (seconds sent as ms?)")
     return Telemetry(ts, device_id, metric, number, labels)

@@ -29,6 +29,7 @@ class SimulatedOutage:
     closed_at: datetime | None = None
     final_state: OutageState = OutageState.SUSPECTED
     parent_scope_id: str | None = None
+    is_parent: bool = False
     details: dict[str, float | int] = field(default_factory=dict)
 
 
@@ -94,6 +95,7 @@ def replay(
         outage.final_state = t.to_state
         outage.details = dict(t.details)
         outage.parent_scope_id = t.parent_scope_id or outage.parent_scope_id
+        outage.is_parent = outage.is_parent or t.is_parent
         if t.to_state is OutageState.SUSPECTED and outage.suspected_at is None:
             outage.suspected_at = t.at
         elif t.to_state is OutageState.OPEN and outage.opened_at is None:

@@ -113,6 +113,9 @@ class DetectionEngine:
         warmup_seconds: float = 300.0,
     ) -> None:
         self.topology = topology
+        # device -> scope id, per scope level, for devices in the inventory (the hot path's
+        # one dict lookup instead of a walk up the topology); cleared with the topology.
+        self._scopes: dict[ScopeLevel, dict[str, str]] = {level: {} for level in ScopeLevel}
         self.watermark = 0.0
         self.allowed_lateness = allowed_lateness
         self.correlate_min_children = correlate_min_children
@@ -169,6 +172,7 @@ class DetectionEngine:
 
     def replace_topology(self, topology: Topology) -> None:
         self.topology = topology
+        self._scopes = {level: {} for level in ScopeLevel}
 
     def replace_maintenance(self, windows: Iterable[MaintenanceWindow]) -> None:
         """Set the maintenance windows; detection is suppressed on their scopes meanwhile."""
@@ -189,6 +193,8 @@ class DetectionEngine:
         horizon = watermark - self.allowed_lateness
         by_metric = self._by_metric
         scope_of = self.topology.scope_of
+        known_devices = self.topology.device_node
+        scopes = self._scopes
         maintenance = self._maintenance
         for event in events:
             ts = event.ts
@@ -214,10 +220,15 @@ class DetectionEngine:
                     and not _labels_match(event, spec.match)
                 ):
                     continue  # a 0 / false alarm event is a clear, whatever its labels
-                scope = scope_of(event, spec.scope)
+                cache = scopes[spec.scope]
+                scope = cache.get(event.device_id)
                 if scope is None:
-                    self.unscoped += 1
-                    continue
+                    scope = scope_of(event, spec.scope)
+                    if scope is None:
+                        self.unscoped += 1
+                        continue
+                    if event.device_id in known_devices:
+                        cache[event.device_id] = scope
                 state = runtime.scopes.get(scope)
                 if state is None:
                     state = runtime.scopes[scope] = ScopeState(new_signal(spec.kind))

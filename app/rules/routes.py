@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from app.deps import Engineer, SessionDep, Viewer
+from app.deps import Engineer, SessionDep, SettingsDep, Viewer
+from app.detection.telemetry import Contact, Telemetry
+from app.exceptions import InvalidInputError
+from app.rules.backtest import BacktestIn, BacktestOut, run_backtest
 from app.rules.models import Rule, RuleVersion
 from app.rules.schemas import RuleDefinition, rule_definition_json
 from app.rules.service import (
@@ -20,6 +24,9 @@ from app.rules.service import (
     set_enabled,
     update_rule,
 )
+from consumers.decode import decode_contact, decode_telemetry_message
+from consumers.exceptions import BrokerUnavailableError, DecodeError
+from consumers.recorded import read_range
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
 
@@ -123,3 +130,63 @@ async def patch_rule(
 async def remove_rule(rule_id: int, session: SessionDep, _engineer: Engineer) -> None:
     """Delete a rule that never opened an outage (409 otherwise: disable it instead)."""
     await delete_rule(session=session, rule_id=rule_id)
+
+
+@router.post("/{rule_id}/backtest")
+async def backtest_rule(
+    rule_id: int,
+    body: BacktestIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    _engineer: Engineer,
+) -> BacktestOut:
+    """Replay recorded telemetry through the rule (or a trial definition); store nothing.
+
+    Give `events` (and optionally `contacts`) in the body, or `from`/`to` to replay that
+    range of the telemetry topic. The answer lists each outage the rule would have opened,
+    when, and how many customers it would have reached.
+    """
+    if body.start is not None and body.end is not None:
+        if settings.kafka_bootstrap_servers is None:
+            raise InvalidInputError(
+                [{"field": "from", "reason": "no broker is configured; send events instead"}]
+            )
+        try:
+            recording = await read_range(settings, body.start, body.end)
+        except BrokerUnavailableError as exc:
+            raise InvalidInputError([{"field": "from", "reason": str(exc)}]) from None
+        events, contacts = recording.events, recording.contacts
+        invalid, truncated = recording.invalid, recording.truncated
+    else:
+        events, contacts = _decode_inline(body)
+        invalid, truncated = 0, False
+    return await run_backtest(
+        session=session,
+        settings=settings,
+        rule_id=rule_id,
+        events=events,
+        contacts=contacts,
+        trial=body.rule,
+        invalid=invalid,
+        truncated=truncated,
+    )
+
+
+def _decode_inline(body: BacktestIn) -> tuple[list[Telemetry], list[Contact]]:
+    """Decode the events and contacts sent in the body; report every bad one (up to 100)."""
+    events: list[Telemetry] = []
+    contacts: list[Contact] = []
+    errors: list[dict[str, str]] = []
+    for field, items in (("events", body.events or []), ("contacts", body.contacts)):
+        for index, item in enumerate(items):
+            try:
+                raw = orjson.dumps(item)
+                if field == "events":
+                    events.extend(decode_telemetry_message(raw))
+                else:
+                    contacts.append(decode_contact(raw))
+            except DecodeError as exc:
+                errors.append({"field": f"{field}[{index}]", "reason": str(exc)})
+    if errors:
+        raise InvalidInputError(errors[:100])
+    return events, contacts
