@@ -3,7 +3,7 @@
 from app.db import Base
 from app.inventory.models import Customer, Device, TopologyNode, customer_devices
 from app.maintenance.models import Maintenance
-from app.notifications.models import OutboxRow
+from app.notifications.models import OutboxRow, SurveyResponse
 from app.outages.models import Outage, TimelineEntry
 from app.rules.models import Rule, RuleVersion
 
@@ -13,6 +13,7 @@ __all__ = [
     "Device",
     "Maintenance",
     "OutboxRow",
+    "SurveyResponse",
     "Outage",
     "Rule",
     "RuleVersion",

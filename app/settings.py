@@ -102,6 +102,27 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     next_update_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    survey_after_minutes: int = Field(
+        default=60, ge=0, le=7 * 24 * 60, description="0 turns the survey off."
+    )
+    resolve_hold_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=24 * 60,
+        description="A resolved notice waits until the clear has lasted this long.",
+    )
+    max_notices_per_outage: int = Field(default=8, ge=2, le=100)
+    fallback_channel: Literal["", "sms", "email"] = "sms"
+    sms_max_segments: int = Field(default=3, ge=1, le=10)
+    sms_rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
+    email_rate_per_second: float = Field(default=50.0, gt=0, le=100_000)
+    webhook_rate_per_second: float = Field(default=50.0, gt=0, le=100_000)
+    circuit_failure_threshold: int = Field(default=10, ge=1, le=10_000)
+    circuit_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
+    webhook_signing_secret: SecretStr | None = None
+    metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="/metrics of detector, planner, notifier; 0: off"
+    )
     dispatch_batch_size: int = Field(default=200, ge=1, le=10_000)
     dispatch_max_attempts: int = Field(default=8, ge=1, le=100)
     failpoint: Literal["", "detector_after_persist"] = Field(

@@ -56,6 +56,10 @@ class NoticeFacts:
     eta: datetime | None
     status_url: str
     unsubscribe_url: str | None = None
+    message: str | None = None  # the NOC's words for an update (already in this language)
+    cause: str | None = None
+    window_start: datetime | None = None  # planned maintenance
+    window_end: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,10 @@ class Renderer:
                 "next_update": clock(facts.next_update_due),
                 "eta": clock(facts.eta),
                 "status_url": facts.status_url,
+                "message": facts.message or "",
+                "cause": facts.cause or "",
+                "window_start": when(facts.window_start),
+                "window_end": when(facts.window_end),
             }
         )
 

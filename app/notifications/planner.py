@@ -176,6 +176,6 @@ async def insert_outbox_rows(*, session: AsyncSession, rows: Iterable[dict[str, 
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for start in range(0, len(batch), CHUNK):
         statement = insert(OutboxRow).on_conflict_do_nothing(
-            index_elements=["customer_id", "outage_id", "stage", "channel"]
+            index_elements=["customer_id", "outage_id", "stage", "sequence", "channel"]
         )
         await session.execute(statement, batch[start : start + CHUNK])

@@ -47,6 +47,10 @@ class Outage(Base):
     eta: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_update_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_contact_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    update_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    survey_planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     affected_customers: Mapped[int] = mapped_column(Integer, default=0)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
