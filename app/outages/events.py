@@ -31,6 +31,7 @@ class OutageEvent:
     services: tuple[str, ...]
     parent_id: str | None = None
     is_parent: bool = False
+    update_sequence: int = 0  # > 0: the NOC's (or the promise keeper's) n-th update
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
@@ -50,6 +51,7 @@ class OutageEvent:
             "services": list(self.services),
             "parent_id": self.parent_id,
             "is_parent": self.is_parent,
+            "update_sequence": self.update_sequence,
         }
 
     @classmethod
@@ -76,4 +78,5 @@ class OutageEvent:
             services=tuple(str(s) for s in data["services"]),
             parent_id=str(data["parent_id"]) if data.get("parent_id") else None,
             is_parent=bool(data.get("is_parent", False)),
+            update_sequence=int(data.get("update_sequence", 0)),
         )

@@ -30,9 +30,14 @@ def new_outage_id() -> str:
     return f"out_{uuid.uuid4().hex[:24]}"
 
 
-def _event(
-    outage: Outage, state: OutageState, previous: OutageState | None, at: datetime
+def outage_event(
+    outage: Outage,
+    state: OutageState,
+    previous: OutageState | None,
+    at: datetime,
+    update_sequence: int = 0,
 ) -> OutageEvent:
+    """The event that tells the planner (and anyone else) what happened to an outage."""
     return OutageEvent(
         outage_id=outage.id,
         state=state,
@@ -46,6 +51,7 @@ def _event(
         services=tuple(outage.services),
         parent_id=outage.parent_id,
         is_parent=outage.is_parent,
+        update_sequence=update_sequence,
     )
 
 
@@ -81,7 +87,7 @@ async def apply_transition(
     if active is None:
         replayed = await _already_applied(session, transition)
         if replayed is not None:
-            return _event(replayed, target, None, transition.at)
+            return outage_event(replayed, target, None, transition.at)
         if not can_move(None, target):
             return None
         outage = await _insert(session, transition, next_update_interval, clock)
@@ -92,7 +98,7 @@ async def apply_transition(
                 next_update_interval=next_update_interval,
                 clock=clock,
             )
-        return _event(outage, target, None, transition.at)
+        return outage_event(outage, target, None, transition.at)
 
     current = OutageState(active.state)
     if transition.parent_scope_id is not None and active.parent_id is None:
@@ -100,12 +106,12 @@ async def apply_transition(
         if active.parent_id is not None:
             session.add(_timeline(active.id, transition, current, kind="attached"))
     if current is target or (target is OutageState.OPEN and current.customers_told):
-        return _event(active, target, None, _stamp(active, target) or transition.at)
+        return outage_event(active, target, None, _stamp(active, target) or transition.at)
     if not can_move(current, target):
         return None
     _move(active, target, transition.at, clock(), next_update_interval)
     active.details = {**active.details, **transition.details}
-    event = _event(active, target, current, transition.at)
+    event = outage_event(active, target, current, transition.at)
     session.add(_timeline(active.id, transition, target, event=event))
     return event
 
@@ -175,7 +181,7 @@ async def _insert(
             await session.flush()
     except IntegrityError:
         return None
-    event = _event(outage, target, None, transition.at)
+    event = outage_event(outage, target, None, transition.at)
     session.add(_timeline(outage.id, transition, target, event=event))
     return outage
 

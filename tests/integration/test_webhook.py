@@ -109,8 +109,8 @@ class WebhookReceiver:
         if delay > 0:
             await asyncio.sleep(delay)
         if forced is not None:
-            status, headers = forced
-            return JSONResponse({"error": "simulated"}, status_code=status, headers=headers)
+            status, forced_headers = forced
+            return JSONResponse({"error": "simulated"}, status_code=status, headers=forced_headers)
         body = await request.body()
         ok = verify(
             self.secret,
@@ -125,8 +125,8 @@ class WebhookReceiver:
             return JSONResponse({"error": "bad signature"}, status_code=401)
         with self._lock:
             self.received.append(Received(headers=dict(request.headers), body=body))
-        headers = {"X-Request-Id": f"req-{uuid.uuid4().hex}"} if self._request_id else None
-        return JSONResponse({"ok": True}, status_code=202, headers=headers)
+        reply_headers = {"X-Request-Id": f"req-{uuid.uuid4().hex}"} if self._request_id else None
+        return JSONResponse({"ok": True}, status_code=202, headers=reply_headers)
 
 
 @pytest.fixture
@@ -237,7 +237,9 @@ def test_verify_rejects_stale_future_and_malformed_timestamps() -> None:
     assert not verify(SECRET, str(signed_at), body, signature, now=signed_at - 301)
     assert verify(SECRET, str(signed_at), body, signature, now=signed_at + 900, tolerance=900)
     assert not verify(SECRET, "soon", body, signature, now=signed_at)
-    assert not verify(SECRET, str(signed_at), body, signature.removeprefix("sha256="), now=signed_at)
+    assert not verify(
+        SECRET, str(signed_at), body, signature.removeprefix("sha256="), now=signed_at
+    )
 
 
 async def test_a_receiver_with_another_secret_refuses_the_notice_permanently(
