@@ -8,12 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import health, public
 from app.auth import TokenRegistry
+from app.customers import routes as customer_routes
+from app.customers.service import ContactSink
 from app.errors import install_error_handlers
 from app.inventory import routes as inventory_routes
 from app.maintenance import routes as maintenance_routes
 from app.outages import routes as outage_routes
 from app.rules import routes as rule_routes
 from app.settings import Settings
+from app.webhooks import routes as webhook_routes
 
 
 def create_app(
@@ -21,8 +24,12 @@ def create_app(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     registry: CollectorRegistry = REGISTRY,
+    contact_sink: ContactSink | None = None,
 ) -> FastAPI:
-    """Return the API application for these settings and this database."""
+    """Return the API application for these settings and this database.
+
+    `contact_sink` receives every customer lookup the API answers; None publishes nothing.
+    """
     app = FastAPI(
         title="Forewarn",
         version="0.1.0",
@@ -32,11 +39,14 @@ def create_app(
     app.state.sessions = sessions
     app.state.tokens = TokenRegistry(settings.api_tokens)
     app.state.registry = registry
+    app.state.contact_sink = contact_sink
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory_routes.router)
     app.include_router(rule_routes.router)
     app.include_router(outage_routes.router)
     app.include_router(maintenance_routes.router)
+    app.include_router(customer_routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(public.router)
     return app

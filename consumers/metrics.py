@@ -24,6 +24,9 @@ class ConsumerMetrics:
     lead_time: Histogram
     consumer_lag: Gauge
     assigned_partitions: Gauge
+    outages: Gauge
+    update_overdue: Gauge
+    automatic_updates: Counter
 
 
 @cache
@@ -105,6 +108,22 @@ def consumer_metrics(registry: CollectorRegistry = REGISTRY) -> ConsumerMetrics:
             "forewarn_messages_skipped_total",
             "Messages consumed on purpose without effect, by consumer and reason.",
             ["consumer", "reason"],
+            registry=registry,
+        ),
+        outages=Gauge(
+            "forewarn_outages",
+            "Outages not yet closed, by state and severity.",
+            ["state", "severity"],
+            registry=registry,
+        ),
+        update_overdue=Gauge(
+            "forewarn_update_overdue_outages",
+            "Outages whose promised next update is more than a minute overdue.",
+            registry=registry,
+        ),
+        automatic_updates=Counter(
+            "forewarn_automatic_updates_total",
+            "'Still working on it' updates posted because a promised update fell due.",
             registry=registry,
         ),
     )

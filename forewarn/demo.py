@@ -166,6 +166,8 @@ async def run_demo(
                 "api_port": api_port,
                 "public_base_url": f"http://{settings.api_host}:{api_port}",
                 "api_tokens": (ApiToken("demo", Role.ADMIN, SecretStr(token)),),
+                # The demo's fault is short: say "resolved" as soon as the clear is persisted.
+                "resolve_hold_minutes": 0,
             }
         )
         async with open_runtime(settings, embedded_broker=True, migrate=True) as runtime:

@@ -25,6 +25,7 @@ from app.outages.events import OutageEvent
 from app.serving import QuietServer
 from app.settings import Settings
 from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
+from consumers.contact_sink import KafkaContactSink
 from consumers.outage_events import Planner
 from consumers.telemetry import Detector
 from notifiers import email_smtp, sms_http
@@ -100,7 +101,10 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
 
 
 async def _serve_api(runtime: Runtime, stop: asyncio.Event, hooks: Hooks) -> None:
-    app = create_app(settings=runtime.settings, sessions=runtime.sessions)
+    contacts = (
+        KafkaContactSink(runtime.settings) if runtime.settings.kafka_bootstrap_servers else None
+    )
+    app = create_app(settings=runtime.settings, sessions=runtime.sessions, contact_sink=contacts)
     config = uvicorn.Config(
         app,
         host=runtime.settings.api_host,
@@ -111,15 +115,19 @@ async def _serve_api(runtime: Runtime, stop: asyncio.Event, hooks: Hooks) -> Non
     )
     server = QuietServer(config)
     serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has only a flag
-        await asyncio.sleep(0.05)
-    if server.started and hooks.on_api_ready is not None:
-        hooks.on_api_ready(f"http://{runtime.settings.api_host}:{runtime.settings.api_port}")
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    stopping.cancel()
-    await serving
+    try:
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has only a flag
+            await asyncio.sleep(0.05)
+        if server.started and hooks.on_api_ready is not None:
+            hooks.on_api_ready(f"http://{runtime.settings.api_host}:{runtime.settings.api_port}")
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopping.cancel()
+        await serving
+    finally:
+        if contacts is not None:
+            await contacts.aclose()
 
 
 def component_coroutines(

@@ -362,11 +362,14 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("PUT", "/v1/rules/1", Role.ENGINEER),
     ("PATCH", "/v1/rules/1", Role.ENGINEER),
     ("DELETE", "/v1/rules/1", Role.ENGINEER),
+    ("POST", "/v1/rules/1/backtest", Role.ENGINEER),
     ("GET", "/v1/outages", Role.VIEWER),
     ("GET", "/v1/outages/x", Role.VIEWER),
     ("POST", "/v1/maintenance", Role.ENGINEER),
     ("GET", "/v1/maintenance", Role.VIEWER),
     ("DELETE", "/v1/maintenance/1", Role.ENGINEER),
+    ("GET", "/v1/customers/x/outages", Role.VIEWER),
+    ("GET", "/v1/lookup", Role.VIEWER),
 ]
 
 
@@ -394,11 +397,13 @@ async def _protected_routes(client: ClientFactory) -> set[tuple[str, str]]:
         spec = (await api.get("/openapi.json")).json()
     found = set()
     for path, operations in spec["paths"].items():
-        if not path.startswith("/v1/"):
+        # Provider webhooks are authenticated by their signature, not by a bearer token.
+        if not path.startswith("/v1/") or path.startswith("/v1/webhooks/"):
             continue
         for method in operations:
             concrete = path.replace("{rule_id}", "1").replace("{window_id}", "1")
-            found.add((method.upper(), concrete.replace("{outage_id}", "x")))
+            concrete = concrete.replace("{outage_id}", "x").replace("{customer_id}", "x")
+            found.add((method.upper(), concrete))
     return found
 
 

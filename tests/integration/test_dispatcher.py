@@ -70,7 +70,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], count: int = 3) -> st
                 {"id": "node-17", "level": "node", "parent": "hub-1"},
             ],
             "devices": [
-                {"id": f"cpe-{i}", "node": "node-17", "services": ["internet"]}
+                {"id": f"cpe-{i}", "node": "node-17", "services": ["internet", "tv"]}
                 for i in range(count)
             ],
             "customers": customers(count),
@@ -83,7 +83,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], count: int = 3) -> st
             "metric": "cpe.online",
             "threshold": 0.3,
             "clear_threshold": 0.1,
-            "services": ["internet"],
+            "services": ["tv"],  # not internet: e-mail still works, both channels are used
         }
     )
     async with transaction(sessions) as session:
@@ -101,7 +101,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], count: int = 3) -> st
                 at=T0,
                 started_at=T0,
                 severity="major",
-                services=("internet",),
+                services=("tv",),
             ),
             next_update_interval=timedelta(minutes=30),
             clock=lambda: T0,

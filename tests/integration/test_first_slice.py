@@ -45,7 +45,9 @@ RULE = {
 
 
 def inventory() -> dict[str, Any]:
-    """node-17 has 20 modems; Anna (de) and Ben (en) are on it, Chloe is on node-18."""
+    """node-17 has 20 modems; Anna (de), Ben (en) and Dora (de, e-mail only) are on it, Chloe
+    is on node-18. Anna lists SMS and e-mail: during an internet outage her e-mail (read over
+    the broadband that is down) is skipped because SMS reaches her."""
     devices = [
         {"id": f"cpe-{i:04d}", "node": "node-17", "services": ["internet"]} for i in range(20)
     ]
@@ -83,6 +85,15 @@ def inventory() -> dict[str, Any]:
                 "devices": ["cpe-0001"],
             },
             {
+                "id": "c-4",
+                "name": "Dora Schulz",
+                "email": "dora@example.de",
+                "language": "de",
+                "timezone": "Europe/Berlin",
+                "channels": ["email"],
+                "devices": ["cpe-0002"],
+            },
+            {
                 "id": "c-3",
                 "name": "Chloe Martin",
                 "phone": "+447911123457",
@@ -117,6 +128,7 @@ async def settings(
         sms_gateway_token=SecretStr(sms_gateway.credentials),
         api_tokens=(ApiToken("test", Role.ADMIN, SecretStr(TOKEN)),),
         public_base_url="https://status.example.net",
+        resolve_hold_minutes=0,  # tell "resolved" as soon as the clear is persisted
     )
 
 
@@ -200,7 +212,7 @@ async def test_modems_down_on_a_node_notify_its_customers_then_tell_them_it_is_r
     [outage] = outages if isinstance(outages, list) else outages["items"]
     assert outage["rule_name"] == "modems-down-on-node"
     assert (outage["scope_level"], outage["scope_id"]) == ("node", "node-17")
-    assert outage["affected_customers"] == 2
+    assert outage["affected_customers"] == 3
     assert outage["opened_at"] is not None
 
     sms = {m.to: m.body for m in sms_gateway.messages}
@@ -209,7 +221,8 @@ async def test_modems_down_on_a_node_notify_its_customers_then_tell_them_it_is_r
     assert "Ben" in sms["+447911123456"]
     assert "internet" in sms["+447911123456"].lower()
     [email] = smtp_server.messages
-    assert email["To"] == "anna@example.com"
+    assert email["To"] == "dora@example.de"
+    assert "Dora" in email.get_body(("plain",)).get_content()
     assert "https://status.example.net/o/" in email.get_body(("plain",)).get_content()
     german, english = sms["+4915112345678"], sms["+447911123456"]
     assert german != english

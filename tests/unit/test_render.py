@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_time
 
 from app.inventory.schemas import Language
 from notifiers.render import NoticeFacts, Renderer
+from notifiers.segments import sms_length
 
-STAGES = ("detected", "resolved")
+LANGUAGES = [language.value for language in Language]
+STAGES = (
+    "detected",
+    "update",
+    "resolved",
+    "overnight",
+    "survey",
+    "maintenance_scheduled",
+    "maintenance_started",
+    "maintenance_completed",
+)
+LINKED_STAGES = tuple(stage for stage in STAGES if stage != "survey")  # the survey asks a reply
 OPENED = datetime(2026, 11, 24, 7, 5, tzinfo=UTC)
 
 
@@ -25,6 +39,8 @@ def facts(**changes: object) -> NoticeFacts:
         "next_update_due": OPENED + timedelta(minutes=30),
         "eta": None,
         "status_url": "https://status.example.net/o/abc",
+        "window_start": OPENED + timedelta(hours=15),
+        "window_end": OPENED + timedelta(hours=19),
     }
     base.update(changes)
     return NoticeFacts(**base)  # type: ignore[arg-type]
@@ -36,7 +52,7 @@ def test_every_language_a_customer_may_choose_has_every_stage() -> None:
         assert set(renderer.languages(stage)) == {language.value for language in Language}
 
 
-@pytest.mark.parametrize("language", [language.value for language in Language])
+@pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_stage_renders_in_each_language_with_name_link_and_no_blanks(
     language: str, stage: str
@@ -44,8 +60,11 @@ def test_each_stage_renders_in_each_language_with_name_link_and_no_blanks(
     rendered = Renderer().render(facts(stage=stage, language=language))
 
     for part in (rendered.subject, rendered.sms, rendered.text):
-        assert part and "{{" not in part and "  " not in part
-    assert "Anna" in rendered.sms and "https://status.example.net/o/abc" in rendered.sms
+        assert part and "{{" not in part and "{%" not in part and "  " not in part
+    assert "\n\n\n" not in rendered.text
+    assert "Anna" in rendered.sms and "Anna" in rendered.text
+    if stage in LINKED_STAGES:
+        assert "https://status.example.net/o/abc" in rendered.sms
     assert "\u202f" not in rendered.sms and "\u00a0" not in rendered.sms
     assert rendered.html.startswith("<!doctype html>")
 

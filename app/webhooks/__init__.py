@@ -1,0 +1,1 @@
+"""Callbacks SMS providers make: delivery receipts and customers' replies."""
