@@ -28,7 +28,7 @@ from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
 from consumers.contact_sink import KafkaContactSink
 from consumers.outage_events import Planner
 from consumers.telemetry import Detector
-from notifiers import email_smtp, sms_http
+from notifiers import email_smtp, sms_http, webhook
 from notifiers.channel import Channel
 from notifiers.dispatcher import Dispatcher
 from notifiers.render import Renderer
@@ -97,6 +97,8 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     channels: dict[str, Channel] = {"email": email_smtp.from_settings(settings)}
     if settings.sms_gateway_url:
         channels["sms"] = sms_http.from_settings(settings)
+    if settings.webhook_signing_secret is not None:
+        channels["webhook"] = webhook.from_settings(settings)
     return channels
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, utc_now
@@ -36,17 +36,22 @@ from app.db import transaction
 from app.inventory.models import Customer
 from app.links import unsubscribe_url
 from app.notifications.models import OutboxRow
-from app.outages.models import Outage
+from app.notifications.planner import insert_outbox_rows
+from app.outages.models import Outage, TimelineEntry
 from app.outages.queries import status_url
+from app.outages.update_texts import update_text
 from app.settings import Settings
 from notifiers.channel import Channel, Delivery, Notice
 from notifiers.exceptions import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from notifiers.metrics import NotifierMetrics, notifier_metrics
 from notifiers.render import NoticeFacts, Renderer
+from notifiers.resilience import CircuitBreaker, TokenBucket
 
 log = structlog.get_logger("forewarn.notifier")
 
 PENDING, SENDING, SENT, FAILED, UNCONFIRMED = "pending", "sending", "sent", "failed", "unconfirmed"
+# States in which a notice has reached the customer, or still may.
+REACHING = (PENDING, SENDING, SENT, UNCONFIRMED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class ClaimedRow:
     channel: str
     language: str
     attempts: int
+    sequence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +80,8 @@ OnSent = Callable[[ClaimedRow, Notice], Any]
 
 
 def idempotency_key(row: ClaimedRow) -> str:
-    """Stable for customer x outage x stage x channel: the provider's deduplication key."""
-    unique = f"{row.customer_id}\n{row.outage_id}\n{row.stage}\n{row.channel}"
+    """Stable for customer x outage x stage x sequence x channel: the provider's dedup key."""
+    unique = f"{row.customer_id}\n{row.outage_id}\n{row.stage}\n{row.sequence}\n{row.channel}"
     return "fw-" + hashlib.sha256(unique.encode()).hexdigest()[:40]
 
 
@@ -111,6 +117,19 @@ class Dispatcher:
         self.poll_seconds = poll_seconds
         self.lease = lease
         self._limit = asyncio.Semaphore(concurrency)
+        rates = {
+            "sms": settings.sms_rate_per_second,
+            "email": settings.email_rate_per_second,
+            "webhook": settings.webhook_rate_per_second,
+        }
+        self._buckets = {
+            name: TokenBucket(rates.get(name, 50.0), burst=max(1, int(rates.get(name, 50.0))))
+            for name in self.channels
+        }
+        self._breakers = {
+            name: CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_reset_seconds)
+            for name in self.channels
+        }
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop` is set; a failing round is logged, counted and retried."""
@@ -164,7 +183,7 @@ class Dispatcher:
         due = (
             select(OutboxRow.id)
             .where(OutboxRow.state == PENDING, OutboxRow.next_attempt_at <= now)
-            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .order_by(OutboxRow.priority.desc(), OutboxRow.next_attempt_at, OutboxRow.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -180,12 +199,13 @@ class Dispatcher:
                 OutboxRow.channel,
                 OutboxRow.language,
                 OutboxRow.attempts,
+                OutboxRow.sequence,
             )
             .execution_options(synchronize_session=False)
         )
         async with transaction(self.sessions) as session:
             result = await session.execute(statement)
-            return sorted((ClaimedRow(*row) for row in result), key=lambda r: r.id)
+            return sorted((ClaimedRow(**row._asdict()) for row in result), key=lambda r: r.id)
 
     async def _notices(self, rows: Sequence[ClaimedRow]) -> dict[int, Notice]:
         async with self.sessions() as session:
@@ -201,18 +221,41 @@ class Dispatcher:
                     select(Outage).where(Outage.id.in_({r.outage_id for r in rows}))
                 )
             }
+            updates: dict[tuple[str, int], dict[str, Any]] = {}
+            wanted = {(r.outage_id, r.sequence) for r in rows if r.stage == "update"}
+            if wanted:
+                entries = await session.scalars(
+                    select(TimelineEntry).where(
+                        TimelineEntry.outage_id.in_({outage for outage, _ in wanted}),
+                        TimelineEntry.kind == "update",
+                    )
+                )
+                for entry in entries:
+                    updates[(entry.outage_id, int(entry.message.get("sequence", 0)))] = (
+                        entry.message
+                    )
         notices: dict[int, Notice] = {}
         for row in rows:
             customer, outage = customers.get(row.customer_id), outages.get(row.outage_id)
             if customer is None or outage is None:
                 continue
-            address = {"sms": customer.phone, "email": customer.email}.get(row.channel)
+            address = {
+                "sms": customer.phone,
+                "email": customer.email,
+                "webhook": customer.webhook_url,
+            }.get(row.channel)
             if address is None:
                 continue
-            notices[row.id] = self._notice(row, customer, outage, address)
+            update = updates.get((row.outage_id, row.sequence), {})
+            message = update_text(
+                update.get("messages") or {}, update.get("template"), row.language
+            )
+            notices[row.id] = self._notice(row, customer, outage, address, message)
         return notices
 
-    def _notice(self, row: ClaimedRow, customer: Customer, outage: Outage, to: str) -> Notice:
+    def _notice(
+        self, row: ClaimedRow, customer: Customer, outage: Outage, to: str, message: str
+    ) -> Notice:
         secret = self.settings.link_secret
         unsubscribe = (
             unsubscribe_url(
@@ -234,6 +277,8 @@ class Dispatcher:
                 eta=outage.eta,
                 status_url=status_url(self.settings.public_base_url, outage),
                 unsubscribe_url=unsubscribe,
+                message=message,
+                cause=outage.cause,
             )
         )
         return Notice(
@@ -257,33 +302,98 @@ class Dispatcher:
             return Outcome(row, notice, error=PermanentDeliveryError("channel_not_configured"))
         if notice is None:
             return Outcome(row, notice, error=PermanentDeliveryError("no_address"))
+        breaker = self._breakers[row.channel]
+        if not breaker.allow():
+            retry = TemporaryDeliveryError(
+                "circuit_open", retry_after=self.settings.circuit_reset_seconds
+            )
+            return Outcome(row, notice, error=retry)
         async with self._limit:
+            await self._buckets[row.channel].acquire()
             started = time.perf_counter()
             try:
                 delivery = await channel.send(notice)
             except DeliveryError as exc:
+                if exc.retriable:
+                    breaker.record_failure()
+                else:
+                    breaker.record_success()  # the provider answered: it is up
                 return Outcome(row, notice, error=exc)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a channel bug must not lose the row
                 log.exception("channel raised unexpectedly", channel=row.channel)
+                breaker.record_failure()
                 return Outcome(row, notice, error=TemporaryDeliveryError("channel_error", str(exc)))
             finally:
                 self.metrics.provider_seconds.labels(row.channel, channel.provider).observe(
                     time.perf_counter() - started
                 )
+                self.metrics.circuit_open.labels(row.channel, channel.provider).set(
+                    0 if breaker.state == "closed" else 1
+                )
+        breaker.record_success()
         return Outcome(row, notice, delivery=delivery)
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
         now = self.clock()
+        failed: list[ClaimedRow] = []
         async with transaction(self.sessions) as session:
             for outcome in outcomes:
+                result = self._result(outcome, now)
                 await session.execute(
                     update(OutboxRow)
                     .where(OutboxRow.id == outcome.row.id, OutboxRow.state == SENDING)
-                    .values(**self._result(outcome, now))
+                    .values(**result)
                     .execution_options(synchronize_session=False)
                 )
+                if result["state"] == FAILED:
+                    failed.append(outcome.row)
+            for row in failed:
+                await self._fall_back(session, row, now)
+
+    async def _fall_back(self, session: AsyncSession, row: ClaimedRow, now: datetime) -> None:
+        """When no listed channel reached the customer, send this notice on the fallback one."""
+        fallback = self.settings.fallback_channel
+        if not fallback or fallback == row.channel or fallback not in self.channels:
+            return
+        siblings = and_(
+            OutboxRow.customer_id == row.customer_id,
+            OutboxRow.outage_id == row.outage_id,
+            OutboxRow.stage == row.stage,
+            OutboxRow.sequence == row.sequence,
+        )
+        reached = await session.scalar(
+            select(func.count()).where(siblings, OutboxRow.state.in_(REACHING))
+        )
+        if reached:
+            return
+        customer = await session.get(Customer, row.customer_id)
+        address = (
+            {"sms": customer.phone, "email": customer.email}.get(fallback) if customer else None
+        )
+        if customer is None or address is None or fallback in (customer.opt_outs or ()):
+            return
+        await insert_outbox_rows(
+            session=session,
+            rows=[
+                {
+                    "customer_id": row.customer_id,
+                    "outage_id": row.outage_id,
+                    "stage": row.stage,
+                    "sequence": row.sequence,
+                    "channel": fallback,
+                    "language": row.language,
+                    "state": PENDING,
+                    "attempts": 0,
+                    "priority": 1,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                }
+            ],
+        )
+        self.metrics.fallbacks.labels(row.channel, fallback).inc()
+        log.info("notice falls back", outbox_id=row.id, channel=row.channel, to_channel=fallback)
 
     def _result(self, outcome: Outcome, now: datetime) -> dict[str, Any]:
         row = outcome.row

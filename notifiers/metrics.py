@@ -20,6 +20,8 @@ class NotifierMetrics:
     provider_seconds: Histogram
     backlog: Gauge
     oldest_pending_seconds: Gauge
+    circuit_open: Gauge
+    fallbacks: Counter
 
 
 @cache
@@ -58,6 +60,18 @@ def notifier_metrics(registry: CollectorRegistry = REGISTRY) -> NotifierMetrics:
         oldest_pending_seconds=Gauge(
             "forewarn_outbox_oldest_pending_seconds",
             "Age of the oldest outbox row still waiting to be sent.",
+            registry=registry,
+        ),
+        circuit_open=Gauge(
+            "forewarn_circuit_open",
+            "1 while a provider's circuit breaker is open or half open.",
+            ["channel", "provider"],
+            registry=registry,
+        ),
+        fallbacks=Counter(
+            "forewarn_notification_fallbacks_total",
+            "Notices re-planned on the fallback channel after their channel failed.",
+            ["from_channel", "to_channel"],
             registry=registry,
         ),
     )

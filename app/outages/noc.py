@@ -80,6 +80,7 @@ async def post_update(
     actor: str,
     next_update_interval: timedelta,
     messages: dict[str, str] | None = None,
+    template: str | None = None,
     cause: str | None = None,
     eta: datetime | None = None,
     state: OutageState | None = None,
@@ -115,6 +116,7 @@ async def post_update(
     message: dict[str, object] = {
         "sequence": outage.update_sequence,
         "messages": messages or {},
+        "template": template,
         "cause": cause,
         "eta": eta.isoformat() if eta else None,
         "automatic": automatic,

@@ -159,11 +159,6 @@ def reply_word(body: str) -> str:
     return unicodedata.normalize("NFC", body).strip(_TRAILING).casefold()
 
 
-def is_stop(body: str) -> bool:
-    """Tell whether a reply is a STOP word in one of the customers' languages."""
-    return reply_word(body) in _STOP
-
-
 async def handle_reply(*, session: AsyncSession, sender: str, body: str, now: datetime) -> str:
     """Apply one inbound SMS; return what it did: `opt_out`, `survey` or `ignored`."""
     try:

@@ -93,3 +93,173 @@ def test_the_html_mail_escapes_what_it_is_given() -> None:
 
 def test_an_unknown_language_falls_back_to_english() -> None:
     assert Renderer().render(facts(language="xx")).sms.startswith("Hi Anna")
+
+
+# Realistic values for measuring an SMS: a first name of 10 letters, "internet and TV" in the
+# customer's language, two-digit hours (the longest a 12-hour clock prints), a status URL
+# like the real ones and an update of 80 characters from the NOC.
+REALISTIC_URL = "https://status.example.net/o/AbCdEfGhIjKlMnOpQrStUvWx"
+REALISTIC_START = datetime(2026, 11, 24, 9, 5, tzinfo=UTC)  # 10:05 in Berlin
+NOC_MESSAGE = {
+    "en": "A fibre cable was damaged by building work. Our technicians are now repairing it",
+    "de": "Ein Glasfaserkabel wurde bei Bauarbeiten beschädigt. Unsere Technik repariert es",
+    "es": "Unas obras han dañado un cable de fibra. Nuestros equipos lo reparan ahora mismo",
+    "vi": "Cáp quang bị hư hỏng do thi công. Kỹ thuật viên của chúng tôi đang sửa chữa ngay",
+    "hi": "निर्माण कार्य में एक फाइबर केबल टूट गई है। हमारे तकनीशियन इसकी मरम्मत कर रहे हैं",
+}
+CAUSE = {
+    "en": "a damaged fibre cable",
+    "de": "ein beschädigtes Glasfaserkabel",
+    "es": "un cable de fibra dañado",
+    "vi": "cáp quang bị hư hỏng",
+    "hi": "फाइबर केबल में खराबी",
+}
+# How many segments an SMS may take: 2 in the GSM-7 languages, 3 in the UCS-2 ones.
+GSM7_LANGUAGES = {"en", "de", "es"}
+# The automatic line of an update without the NOC's words: (in the SMS, in the e-mail text).
+STILL_WORKING = {
+    "en": ("we are still working on it", "are still working on it"),
+    "de": ("Wir arbeiten weiter daran", "arbeitet weiter daran"),
+    "es": ("seguimos trabajando", "sigue trabajando"),
+    "vi": ("vẫn đang được khắc phục", "vẫn đang xử lý"),
+    "hi": ("काम जारी है", "अब भी इस पर काम कर रहे हैं"),
+}
+
+
+def realistic(stage: str, language: str, **changes: object) -> NoticeFacts:
+    base: dict[str, object] = {
+        "stage": stage,
+        "language": language,
+        "customer_name": "Maximilian Schmidt",
+        "started_at": REALISTIC_START,
+        "resolved_at": REALISTIC_START + timedelta(hours=1),
+        "next_update_due": REALISTIC_START + timedelta(minutes=30),
+        "status_url": REALISTIC_URL,
+        "window_start": REALISTIC_START + timedelta(hours=12, minutes=25),  # 22:30
+        "window_end": REALISTIC_START + timedelta(hours=18, minutes=25),  # 04:30 the next day
+    }
+    base.update(changes)
+    return facts(**base)
+
+
+def next_update_shown(language: str) -> str:
+    moment = REALISTIC_START + timedelta(minutes=30)
+    shown = format_time(moment, "short", tzinfo=ZoneInfo("Europe/Berlin"), locale=language)
+    return shown.replace("\u202f", " ").replace("\u00a0", " ")
+
+
+def variants(stage: str, language: str) -> list[NoticeFacts]:
+    """The realistic notices of a stage, the longest ones each template can produce."""
+    eta = REALISTIC_START + timedelta(hours=3)
+    if stage == "update":
+        return [
+            realistic(stage, language, message=NOC_MESSAGE[language]),
+            realistic(stage, language, message=NOC_MESSAGE[language], eta=eta),
+            realistic(stage, language, cause=CAUSE[language], eta=eta),
+        ]
+    if stage == "maintenance_scheduled":
+        reason = NOC_MESSAGE[language][:60]  # the longest reason an SMS names
+        return [realistic(stage, language), realistic(stage, language, message=reason)]
+    return [realistic(stage, language)]
+
+
+def test_the_realistic_messages_are_80_characters() -> None:
+    assert {len(message) for message in NOC_MESSAGE.values()} == {80}
+    assert len(REALISTIC_URL) >= 48
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_sms_stays_within_its_segment_limit(language: str, stage: str) -> None:
+    for notice in variants(stage, language):
+        rendered = Renderer().render(notice)
+        length = sms_length(rendered.sms)
+
+        if language in GSM7_LANGUAGES:
+            # Spanish too: its SMS say "TV" for "televisión" and avoid á, í, ó, ú.
+            assert length.encoding == "GSM-7", rendered.sms
+            assert length.segments <= 2, (length, rendered.sms)
+        else:
+            assert length.segments <= 3, (length, rendered.sms)
+        assert "Maximilian" in rendered.sms
+        if stage in LINKED_STAGES:
+            assert REALISTIC_URL in rendered.sms
+        for part in (rendered.subject, rendered.sms, rendered.text):
+            assert "{{" not in part and "  " not in part
+        assert "\n\n\n" not in rendered.text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_update_always_promises_the_next_one(language: str) -> None:
+    for notice in variants("update", language):
+        rendered = Renderer().render(notice)
+        assert next_update_shown(language) in rendered.sms
+        assert next_update_shown(language) in rendered.text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_update_shows_the_nocs_words_or_else_that_we_are_still_working(language: str) -> None:
+    renderer = Renderer()
+    told = renderer.render(realistic("update", language, message=NOC_MESSAGE[language]))
+    automatic = renderer.render(realistic("update", language, message="  "))
+    sms_line, text_line = STILL_WORKING[language]
+
+    for rendered in (told, automatic):
+        assert "Maximilian" in rendered.sms and "Maximilian" in rendered.text
+        assert next_update_shown(language) in rendered.sms
+    assert NOC_MESSAGE[language] in told.sms and NOC_MESSAGE[language] in told.text
+    assert sms_line not in told.sms and text_line not in told.text
+    assert sms_line in automatic.sms and text_line in automatic.text
+    assert NOC_MESSAGE[language] not in automatic.sms + automatic.text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_update_tells_the_cause_and_the_expected_fix(language: str) -> None:
+    eta = REALISTIC_START + timedelta(hours=3)
+    shown_eta = format_time(eta, "short", tzinfo=ZoneInfo("Europe/Berlin"), locale=language)
+    shown_eta = shown_eta.replace("\u202f", " ")
+    rendered = Renderer().render(realistic("update", language, cause=CAUSE[language], eta=eta))
+
+    assert CAUSE[language] in rendered.text and shown_eta in rendered.text
+    assert shown_eta in rendered.sms
+    if language in GSM7_LANGUAGES:  # UCS-2 SMS leave the cause to the e-mail
+        assert CAUSE[language] in rendered.sms
+
+
+def test_an_nocs_message_ends_with_a_full_stop_in_the_sms() -> None:
+    english = Renderer().render(realistic("update", "en", message="Fibre cut"))
+    hindi = Renderer().render(realistic("update", "hi", message="फाइबर केबल कट गई है"))
+    assert "Fibre cut. " in english.sms
+    assert "फाइबर केबल कट गई है। " in hindi.sms
+
+
+def test_spanish_sms_say_tv_but_the_mail_says_television() -> None:
+    rendered = Renderer().render(realistic("detected", "es"))
+    assert "internet y TV" in rendered.sms and "internet y televisión" in rendered.text
+
+
+@pytest.mark.parametrize("stage", ["overnight", "maintenance_scheduled", "maintenance_started"])
+def test_overnight_and_maintenance_name_their_times(stage: str) -> None:
+    rendered = Renderer().render(realistic(stage, "de"))
+    if stage == "overnight":
+        assert "zwischen 24.11.26, 10:05 und 24.11.26, 11:05" in rendered.sms
+    else:
+        assert "25.11.26, 04:30" in rendered.sms
+        assert "25.11.26, 04:30" in rendered.text
+
+
+def test_a_maintenance_sms_names_a_short_reason_and_leaves_a_long_one_to_the_mail() -> None:
+    renderer = Renderer()
+    short = renderer.render(realistic("maintenance_scheduled", "en", message="Network upgrade."))
+    long_reason = "We are replacing the optical equipment in the exchange that serves your street"
+    long = renderer.render(realistic("maintenance_scheduled", "en", message=long_reason))
+
+    assert "Reason: Network upgrade." in short.sms and "Network upgrade" in short.text
+    assert long_reason not in long.sms and long_reason in long.text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_survey_asks_for_a_number_from_1_to_5(language: str) -> None:
+    rendered = Renderer().render(realistic("survey", language))
+    assert "1 (" in rendered.sms and "5 (" in rendered.sms
+    assert "1 (" in rendered.text and "5 (" in rendered.text
