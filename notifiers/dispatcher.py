@@ -106,6 +106,7 @@ class Dispatcher:
         poll_seconds: float = 0.25,
         lease: timedelta = timedelta(minutes=5),
         concurrency: int = 32,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
         self.channels = dict(channels)
@@ -123,11 +124,15 @@ class Dispatcher:
             "webhook": settings.webhook_rate_per_second,
         }
         self._buckets = {
-            name: TokenBucket(rates.get(name, 50.0), burst=max(1, int(rates.get(name, 50.0))))
+            name: TokenBucket(
+                rates.get(name, 50.0), burst=max(1, int(rates.get(name, 50.0))), clock=monotonic
+            )
             for name in self.channels
         }
         self._breakers = {
-            name: CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_reset_seconds)
+            name: CircuitBreaker(
+                settings.circuit_failure_threshold, settings.circuit_reset_seconds, clock=monotonic
+            )
             for name in self.channels
         }
 
@@ -180,16 +185,19 @@ class Dispatcher:
     async def claim(self, limit: int) -> list[ClaimedRow]:
         """Move up to `limit` due rows from pending to sending; return them."""
         now = self.clock()
+        # The due rows are picked once, in a CTE: PostgreSQL may re-run an IN (subquery) per
+        # row, and a LIMIT in it would then not bound the batch.
         due = (
             select(OutboxRow.id)
             .where(OutboxRow.state == PENDING, OutboxRow.next_attempt_at <= now)
             .order_by(OutboxRow.priority.desc(), OutboxRow.next_attempt_at, OutboxRow.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("due")
         )
         statement = (
             update(OutboxRow)
-            .where(OutboxRow.id.in_(due.scalar_subquery()), OutboxRow.state == PENDING)
+            .where(OutboxRow.id == due.c.id, OutboxRow.state == PENDING)
             .values(state=SENDING, claimed_at=now, attempts=OutboxRow.attempts + 1)
             .returning(
                 OutboxRow.id,

@@ -11,13 +11,16 @@ Segments are packed the way gateways split them: an escape pair or a UTF-16 surr
 never cut in two, so a few messages need one segment more than ``ceil(units / 153)`` or
 ``ceil(units / 67)``. An empty text is 0 segments (there is nothing to send).
 
-Spanish notices (a note on the templates in ``templates/es``): the SMS blocks are worded with
-GSM-7 letters only (ñ é ¿ ¡ are GSM-7; á í ó ú are not), e.g. "nuevo aviso" rather than
-"próxima actualización". The one non-GSM letter they cannot reword away comes from the
-service names in ``render.SERVICE_NAMES`` ("televisión", "móvil"); the SMS blocks say "TV"
-for "televisión", as Spanish operators commonly do, so an internet/TV/phone notice stays
-GSM-7 (at most 2 segments). A notice naming "móvil" is sent as UCS-2 and is kept within the
-3-segment UCS-2 limit that applies to Vietnamese and Hindi.
+Spanish notices (the choice made in ``templates/es``): the SMS blocks are worded with GSM-7
+letters only (ñ é ü ¿ ¡ are GSM-7; á í ó ú are not), e.g. "nuevo aviso" rather than "próxima
+actualización", and say "TV" where ``render.SERVICE_NAMES`` has "televisión", as Spanish
+operators commonly do. So a Spanish SMS is GSM-7 and at most 2 segments unless a value
+brings in a letter outside GSM-7: a first name (María, Martín, Ramón, Concepción...), the
+service "móvil" or the NOC's own words. Then the whole SMS goes as UCS-2, and the Spanish
+SMS are kept short enough (at most 201 characters with realistic values) to stay within the
+3 UCS-2 segments Vietnamese and Hindi get. The exceptions are an update carrying the NOC's
+message, an ETA or a cause, and a maintenance notice naming its reason: those are only kept
+within 2 segments while they are GSM-7.
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ async def _insert(
         severity=transition.severity,
         services=list(transition.services),
         active_key=transition.scope_key,
-        public_token=secrets.token_urlsafe(24),
+        public_token=secrets.token_urlsafe(16),  # 128 bits; short enough for one SMS line
         started_at=transition.started_at,
         state=target.value,
         details=dict(transition.details),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 09:09:06.164076
+Create Date: 2026-11-24 09:15:46.530372
 """
 
 from collections.abc import Sequence
@@ -180,6 +180,7 @@ def upgrade() -> None:
     with op.batch_alter_table('notification_outbox', schema=None) as batch_op:
         batch_op.create_index('ix_notification_outbox_due', ['state', 'priority', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_notification_outbox_outage_id'), ['outage_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notification_outbox_provider_id'), ['provider_id'], unique=False)
 
     op.create_table('outage_timeline',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -227,6 +228,7 @@ def downgrade() -> None:
 
     op.drop_table('outage_timeline')
     with op.batch_alter_table('notification_outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_outbox_provider_id'))
         batch_op.drop_index(batch_op.f('ix_notification_outbox_outage_id'))
         batch_op.drop_index('ix_notification_outbox_due')
 

@@ -318,3 +318,16 @@ async def test_a_notice_for_a_channel_with_no_provider_fails_cleanly(
     assert row is not None and (row.state, row.last_error) == ("failed", "channel_not_configured")
     assert len(sms_gateway.messages) == 1
     await dispatcher.aclose()
+
+
+async def test_a_claim_takes_no_more_rows_than_asked(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    await seed(sessions, count=10)
+    dispatcher, _ = make_dispatcher(sessions, smtp_server, sms_gateway, FakeClock(T0))
+    first, second = await dispatcher.claim(3), await dispatcher.claim(3)
+    assert len(first) == 3 and len(second) == 3
+    assert not {r.id for r in first} & {r.id for r in second}
+    await dispatcher.aclose()

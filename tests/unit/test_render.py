@@ -263,3 +263,17 @@ def test_the_survey_asks_for_a_number_from_1_to_5(language: str) -> None:
     rendered = Renderer().render(realistic("survey", language))
     assert "1 (" in rendered.sms and "5 (" in rendered.sms
     assert "1 (" in rendered.text and "5 (" in rendered.text
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_spanish_sms_forced_into_ucs2_still_fits_three_segments(stage: str) -> None:
+    # "Concepción" and "móvil" are not GSM-7: the whole SMS goes as UCS-2. Only the plain
+    # notices are measured; the NOC's words, ETA and cause fit only while GSM-7.
+    notice = realistic(
+        stage, "es", customer_name="Concepción Ruiz", services=("internet", "mobile")
+    )
+    rendered = Renderer().render(notice)
+    length = sms_length(rendered.sms)
+
+    assert length.encoding == "UCS-2"
+    assert length.segments <= 3, (length, rendered.sms)

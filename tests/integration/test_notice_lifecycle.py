@@ -1,0 +1,337 @@
+"""Everything a customer experiences after `detected`: updates, the kept promise, the night,
+flaps, surveys, fallbacks and a failing provider — through the API, the planner and the
+dispatcher, against a real database, SMTP server and HTTP gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import transaction
+from app.notifications.models import OutboxRow
+from app.notifications.planner import PlanPolicy, plan_notices
+from app.outages.events import OutageEvent
+from app.outages.lifecycle import OutageState, Transition
+from app.outages.models import Outage
+from app.outages.service import apply_transition
+from app.settings import Role, Settings
+from consumers.outage_events import Planner
+from forewarn.runtime import build_channels
+from notifiers.dispatcher import Dispatcher
+from notifiers.gateway_sim import SmsGatewaySimulator
+from notifiers.render import Renderer
+from notifiers.smtp_sink import SmtpSink
+from tests.integration.api_client import ClientFactory, api_settings, client_factory
+
+pytestmark = pytest.mark.integration
+
+RULE = {
+    "name": "modems-down",
+    "kind": "ratio_down",
+    "metric": "cpe.online",
+    "threshold": 0.3,
+    "clear_threshold": 0.1,
+    "severity": "major",
+    "services": ["internet"],
+}
+
+
+def customer(i: int, **changes: Any) -> dict[str, Any]:
+    base = {
+        "id": f"c-{i}",
+        "name": f"Kunde{i} Muster",
+        "phone": f"+49151{10000000 + i}",
+        "email": f"c{i}@example.com",
+        "language": ["de", "en", "es", "vi", "hi"][i % 5],
+        "timezone": "Europe/Berlin",
+        "channels": ["sms"],
+        "devices": [f"cpe-{i}"],
+    }
+    return {**base, **changes}
+
+
+def inventory(customers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"id": "north", "level": "region"},
+            {"id": "hub-1", "level": "hub", "parent": "north"},
+            {"id": "node-17", "level": "node", "parent": "hub-1"},
+        ],
+        "devices": [
+            {"id": c["devices"][0], "node": "node-17", "services": ["internet", "tv"]}
+            for c in customers
+        ],
+        "customers": customers,
+    }
+
+
+class Clock:
+    """Wall time and monotonic time, both moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.start = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def monotonic(self) -> float:
+        return (self.now - self.start).total_seconds()
+
+
+@pytest.fixture
+async def world(
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> AsyncIterator[dict[str, Any]]:
+    settings = api_settings(
+        database_url,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        sms_gateway_url=sms_gateway.url,
+        sms_gateway_token=SecretStr(sms_gateway.credentials),
+        resolve_hold_minutes=10,
+        circuit_failure_threshold=3,
+    )
+    clock = Clock(datetime.now(UTC).replace(microsecond=0))
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels=build_channels(settings),
+        renderer=Renderer(),
+        settings=settings,
+        clock=clock,
+        monotonic=clock.monotonic,
+    )
+    yield {
+        "settings": settings,
+        "client": client_factory(settings, sessions),
+        "clock": clock,
+        "dispatcher": dispatcher,
+        "sessions": sessions,
+    }
+    await dispatcher.aclose()
+
+
+async def setup(world: dict[str, Any], customers: list[dict[str, Any]]) -> tuple[int, str]:
+    """Load the inventory and the rule, open an outage on node-17 and plan its notices."""
+    client: ClientFactory = world["client"]
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory(customers))).status_code == 200
+        rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
+    event = await transition(world, rule_id, OutageState.OPEN, world["clock"].now)
+    return rule_id, event.outage_id
+
+
+async def transition(
+    world: dict[str, Any], rule_id: int, state: OutageState, at: datetime
+) -> OutageEvent:
+    sessions: async_sessionmaker[AsyncSession] = world["sessions"]
+    settings: Settings = world["settings"]
+    async with transaction(sessions) as session:
+        event = await apply_transition(
+            session=session,
+            transition=Transition(
+                rule_id=rule_id,
+                rule_version=1,
+                rule_name=RULE["name"],
+                scope_level="node",
+                scope_id="node-17",
+                to_state=state,
+                at=at,
+                started_at=at,
+                severity="major",
+                services=("internet",),
+            ),
+            next_update_interval=settings.next_update_interval,
+            clock=lambda: world["clock"].now,
+        )
+        assert event is not None
+        policy = PlanPolicy(resolve_hold=timedelta(minutes=settings.resolve_hold_minutes))
+        await plan_notices(session=session, event=event, now=world["clock"].now, policy=policy)
+    return event
+
+
+async def rows(world: dict[str, Any]) -> list[OutboxRow]:
+    async with world["sessions"]() as session:
+        return list(await session.scalars(select(OutboxRow).order_by(OutboxRow.id)))
+
+
+async def drain(world: dict[str, Any]) -> None:
+    while await world["dispatcher"].dispatch_once() > 0:
+        pass
+
+
+async def test_noc_updates_reach_everyone_told_in_their_language_and_promise_the_next(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    _, outage_id = await setup(world, [customer(0), customer(1)])
+    await drain(world)
+    client: ClientFactory = world["client"]
+    async with client(Role.ENGINEER) as api:
+        ack = await api.post(f"/v1/outages/{outage_id}/acknowledge")
+        first = await api.post(
+            f"/v1/outages/{outage_id}/updates",
+            json={
+                "messages": {
+                    "en": "A fibre was cut by roadworks.",
+                    "de": "Bagger hat Faser gekappt.",
+                },
+                "cause": "fibre cut",
+            },
+        )
+        second = await api.post(
+            f"/v1/outages/{outage_id}/updates", json={"template": "fix_applied"}
+        )
+        bad = await api.post(f"/v1/outages/{outage_id}/updates", json={"messages": {"de": "x"}})
+    assert ack.json()["state"] == "open"
+    assert first.status_code == 201, first.text
+    assert first.json()["outage"]["state"] == "identified"
+    assert first.json()["notices_planned"] == 2
+    assert second.json()["outage"]["state"] == "monitoring"
+    assert bad.status_code == 422
+    world["clock"].now = datetime.now(UTC) + timedelta(seconds=1)  # the API planned at real time
+    await drain(world)
+
+    bodies = [(m.to, m.body) for m in sms_gateway.messages]
+    assert len(bodies) == 6  # detected + two updates, to two customers
+    german = [b for to, b in bodies if to == "+4915110000000"]
+    english = [b for to, b in bodies if to == "+4915110000001"]
+    assert "Bagger hat Faser gekappt." in german[1]
+    assert "A fibre was cut by roadworks." in english[1]
+    assert "Die Störung ist behoben" in german[2]
+    async with world["sessions"]() as session:
+        outage = await session.get(Outage, outage_id)
+    assert outage is not None and outage.update_sequence == 2
+    assert outage.acknowledged_by == "engineer"
+
+
+async def test_a_promise_that_falls_due_sends_a_still_working_update_and_a_survey_follows(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    rule_id, outage_id = await setup(world, [customer(1)])
+    clock: Clock = world["clock"]
+    planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
+    await drain(world)
+
+    await planner.keep_promises()  # nothing is due yet
+    clock.now += timedelta(minutes=31)
+    await planner.keep_promises()
+    await planner.keep_promises()  # ... and it is posted once
+    await drain(world)
+    [_, update] = [m.body for m in sms_gateway.messages]
+    assert "still working" in update and "Kunde1" in update
+
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now)
+    clock.now += timedelta(minutes=11)  # the resolved notice is held 10 minutes
+    await drain(world)
+    clock.now += timedelta(minutes=60)
+    await planner.keep_promises()
+    await drain(world)
+    stages = [(r.stage, r.sequence, r.state) for r in await rows(world)]
+    assert stages == [
+        ("detected", 0, "sent"),
+        ("update", 1, "sent"),
+        ("resolved", 0, "sent"),
+        ("survey", 0, "sent"),
+    ]
+    assert "1" in sms_gateway.messages[-1].body and "5" in sms_gateway.messages[-1].body
+    async with world["sessions"]() as session:
+        outage = await session.get(Outage, outage_id)
+    assert outage is not None and outage.survey_planned_at is not None
+
+
+async def test_quiet_hours_hold_the_news_and_a_night_outage_becomes_one_morning_notice(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: Clock = world["clock"]
+    clock.now = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 02:00 in Berlin
+    night_owl = customer(1, quiet_hours={"start": "22:00", "end": "07:00"})
+    priority = customer(2, quiet_hours={"start": "22:00", "end": "07:00"}, priority=True)
+    rule_id, _ = await setup(world, [night_owl, priority])
+    await drain(world)
+    assert [m.to for m in sms_gateway.messages] == ["+4915110000002"]  # priority: at once
+
+    clock.now += timedelta(hours=2)
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now)
+    clock.now = datetime(2026, 11, 24, 6, 0, 1, tzinfo=UTC)  # 07:00:01 in Berlin
+    await drain(world)
+
+    planned = {(r.customer_id, r.stage): r.state for r in await rows(world)}
+    assert planned == {
+        ("c-1", "detected"): "superseded",
+        ("c-1", "overnight"): "sent",
+        ("c-2", "detected"): "sent",
+        ("c-2", "resolved"): "sent",
+    }
+    overnight = sms_gateway.messages[1].body
+    assert sms_gateway.messages[1].to == "+4915110000001"
+    assert "2:00 AM" in overnight and "4:00 AM" in overnight  # Berlin time, English format
+
+
+async def test_a_clear_that_does_not_hold_tells_nobody_resolved_then_down_again(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: Clock = world["clock"]
+    rule_id, first_id = await setup(world, [customer(1)])
+    await drain(world)
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now)
+    clock.now += timedelta(minutes=3)  # the clear held only 3 of the 10 minutes
+    second = await transition(world, rule_id, OutageState.OPEN, clock.now)
+    clock.now += timedelta(minutes=20)
+    await drain(world)
+
+    states = {(r.outage_id, r.stage): r.state for r in await rows(world)}
+    assert states == {
+        (first_id, "detected"): "sent",
+        (first_id, "resolved"): "superseded",
+        (second.outage_id, "detected"): "superseded",
+    }
+    assert len(sms_gateway.messages) == 1
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now)
+    clock.now += timedelta(minutes=11)
+    await drain(world)
+    assert len(sms_gateway.messages) == 2  # told once it is really over
+
+
+async def test_a_bounced_only_channel_falls_back_to_sms(
+    world: dict[str, Any], smtp_server: SmtpSink, sms_gateway: SmsGatewaySimulator
+) -> None:
+    mailer = customer(1, channels=["email"], email="bounce@example.com")
+    _, outage_id = await setup(world, [mailer])
+    smtp_server.refuse(True)  # 451: temporary, retried with backoff ...
+    dispatcher: Dispatcher = world["dispatcher"]
+    clock: Clock = world["clock"]
+    for _ in range(world["settings"].dispatch_max_attempts):
+        await dispatcher.dispatch_once()
+        clock.now += timedelta(hours=1)
+    await drain(world)
+    channels = {(r.channel, r.state) for r in await rows(world)}
+    assert channels == {("email", "failed"), ("sms", "sent")}
+    assert [m.to for m in sms_gateway.messages] == ["+4915110000001"]
+
+
+async def test_a_failing_gateway_opens_the_circuit_and_nothing_is_lost(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    await setup(world, [customer(i) for i in range(6)])
+    sms_gateway.fail_next(3, status=503)
+    dispatcher: Dispatcher = world["dispatcher"]
+    dispatcher.settings = dispatcher.settings.model_copy(update={"dispatch_batch_size": 1})
+    clock: Clock = world["clock"]
+    for _ in range(5):
+        await dispatcher.dispatch_once()
+    requests_while_open = sms_gateway.requests
+    assert requests_while_open == 3  # the breaker opened after 3 failures and kept it closed
+    errors = {r.last_error for r in await rows(world) if r.state == "pending"}
+    assert "circuit_open" in errors
+    clock.now += timedelta(hours=1)  # past the retry times and the breaker's reset
+    await drain(world)
+    assert len({m.to for m in sms_gateway.messages}) == 6
