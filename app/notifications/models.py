@@ -20,12 +20,18 @@ class OutboxRow(Base):
     __tablename__ = "notification_outbox"
     __table_args__ = (
         UniqueConstraint("customer_id", "outage_id", "stage", "sequence", "channel"),
+        UniqueConstraint("customer_id", "maintenance_id", "stage", "channel"),
         Index("ix_notification_outbox_due", "state", "priority", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    outage_id: Mapped[str] = mapped_column(ForeignKey("outages.id", ondelete="CASCADE"), index=True)
+    outage_id: Mapped[str | None] = mapped_column(
+        ForeignKey("outages.id", ondelete="CASCADE"), index=True
+    )
+    maintenance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("maintenance_windows.id", ondelete="CASCADE"), index=True
+    )
     stage: Mapped[str] = mapped_column(String(32))
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str] = mapped_column(String(16))
