@@ -13,12 +13,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utc_now
 from app.deps import SessionDep, SettingsDep
 from app.exceptions import NotFoundError
 from app.inventory.models import Customer
 from app.links import read_unsubscribe_token
+from app.maintenance.models import Maintenance
 from app.outages.queries import outage_by_token
 from app.settings import Settings
 
@@ -38,6 +41,22 @@ async def outage_page(token: str, session: SessionDep) -> HTMLResponse:
     """The public status page of one outage."""
     outage = await outage_by_token(session=session, token=token)
     return _page("outage.html.j2", title="Service disruption", outage=outage)
+
+
+@router.get("/m/{token}", response_class=HTMLResponse)
+async def maintenance_page(token: str, session: SessionDep) -> HTMLResponse:
+    """The public page of one maintenance window."""
+    window = await session.scalar(select(Maintenance).where(Maintenance.public_token == token))
+    if window is None or window.cancelled_at is not None:
+        raise NotFoundError("no such maintenance window")
+    now = utc_now()
+    return _page(
+        "maintenance.html.j2",
+        title="Planned maintenance",
+        window=window,
+        started=window.starts_at <= now,
+        done=window.ends_at <= now,
+    )
 
 
 async def _customer_channel(

@@ -16,10 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, utc_now
 from app.db import transaction
-from app.notifications.planner import PlanPolicy, plan_notices, plan_survey, stage_of
+from app.notifications.planner import (
+    PlanPolicy,
+    plan_maintenance_notices,
+    plan_notices,
+    plan_survey,
+    stage_of,
+)
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
 from app.outages.promises import (
+    maintenance_due,
     outages_by_state,
     outages_due_a_survey,
     overdue_promises,
@@ -144,6 +151,13 @@ class Planner:
                 for outage in await outages_due_a_survey(session=session, now=now, after=after):
                     planned = await plan_survey(session=session, outage_id=outage.id, now=now)
                     self.metrics.planned.labels("survey").inc(planned)
+        async with transaction(self.sessions) as session:
+            for window, stage in await maintenance_due(session=session, now=now):
+                planned = await plan_maintenance_notices(
+                    session=session, window=window, stage=stage, now=now
+                )
+                self.metrics.planned.labels(stage).inc(planned)
+                log.info("maintenance notices planned", window=window.id, stage=stage, rows=planned)
         async with self.sessions() as session:
             overdue = await overdue_promises(session=session, now=now, grace=timedelta(minutes=1))
             counts = await outages_by_state(session=session)

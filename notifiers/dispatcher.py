@@ -35,16 +35,17 @@ from app.clock import Clock, utc_now
 from app.db import transaction
 from app.inventory.models import Customer
 from app.links import unsubscribe_url
+from app.maintenance.models import Maintenance
 from app.notifications.models import OutboxRow
 from app.notifications.planner import insert_outbox_rows
 from app.outages.models import Outage, TimelineEntry
-from app.outages.queries import status_url
+from app.outages.queries import maintenance_url, status_url
 from app.outages.update_texts import update_text
 from app.settings import Settings
 from notifiers.channel import Channel, Delivery, Notice
 from notifiers.exceptions import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from notifiers.metrics import NotifierMetrics, notifier_metrics
-from notifiers.render import NoticeFacts, Renderer
+from notifiers.render import NoticeFacts, Rendered, Renderer
 from notifiers.resilience import CircuitBreaker, TokenBucket
 
 log = structlog.get_logger("forewarn.notifier")
@@ -60,12 +61,13 @@ class ClaimedRow:
 
     id: int
     customer_id: str
-    outage_id: str
+    outage_id: str | None
     stage: str
     channel: str
     language: str
     attempts: int
     sequence: int = 0
+    maintenance_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,8 @@ OnSent = Callable[[ClaimedRow, Notice], Any]
 
 def idempotency_key(row: ClaimedRow) -> str:
     """Stable for customer x outage x stage x sequence x channel: the provider's dedup key."""
-    unique = f"{row.customer_id}\n{row.outage_id}\n{row.stage}\n{row.sequence}\n{row.channel}"
+    subject = row.outage_id or f"maintenance-{row.maintenance_id}"
+    unique = f"{row.customer_id}\n{subject}\n{row.stage}\n{row.sequence}\n{row.channel}"
     return "fw-" + hashlib.sha256(unique.encode()).hexdigest()[:40]
 
 
@@ -208,6 +211,7 @@ class Dispatcher:
                 OutboxRow.language,
                 OutboxRow.attempts,
                 OutboxRow.sequence,
+                OutboxRow.maintenance_id,
             )
             .execution_options(synchronize_session=False)
         )
@@ -226,11 +230,21 @@ class Dispatcher:
             outages = {
                 o.id: o
                 for o in await session.scalars(
-                    select(Outage).where(Outage.id.in_({r.outage_id for r in rows}))
+                    select(Outage).where(Outage.id.in_({r.outage_id for r in rows if r.outage_id}))
+                )
+            }
+            windows = {
+                w.id: w
+                for w in await session.scalars(
+                    select(Maintenance).where(
+                        Maintenance.id.in_({r.maintenance_id for r in rows if r.maintenance_id})
+                    )
                 )
             }
             updates: dict[tuple[str, int], dict[str, Any]] = {}
-            wanted = {(r.outage_id, r.sequence) for r in rows if r.stage == "update"}
+            wanted = {
+                (r.outage_id, r.sequence) for r in rows if r.stage == "update" and r.outage_id
+            }
             if wanted:
                 entries = await session.scalars(
                     select(TimelineEntry).where(
@@ -244,8 +258,10 @@ class Dispatcher:
                     )
         notices: dict[int, Notice] = {}
         for row in rows:
-            customer, outage = customers.get(row.customer_id), outages.get(row.outage_id)
-            if customer is None or outage is None:
+            customer = customers.get(row.customer_id)
+            outage = outages.get(row.outage_id or "")
+            window = windows.get(row.maintenance_id or 0)
+            if customer is None or (outage is None and window is None):
                 continue
             address = {
                 "sms": customer.phone,
@@ -254,24 +270,71 @@ class Dispatcher:
             }.get(row.channel)
             if address is None:
                 continue
-            update = updates.get((row.outage_id, row.sequence), {})
+            if outage is None and window is not None:
+                notices[row.id] = self._maintenance_notice(row, customer, window, address)
+                continue
+            assert outage is not None  # noqa: S101 - one of the two, checked above
+            update = updates.get((row.outage_id or "", row.sequence), {})
             message = update_text(
                 update.get("messages") or {}, update.get("template"), row.language
             )
             notices[row.id] = self._notice(row, customer, outage, address, message)
         return notices
 
+    def _unsubscribe(self, customer: Customer, channel: str) -> str | None:
+        secret = self.settings.link_secret
+        if secret is None:
+            return None
+        return unsubscribe_url(
+            self.settings.public_base_url, secret.get_secret_value(), customer.id, channel
+        )
+
+    def _maintenance_notice(
+        self, row: ClaimedRow, customer: Customer, window: Maintenance, to: str
+    ) -> Notice:
+        unsubscribe = self._unsubscribe(customer, row.channel)
+        rendered = self.renderer.render(
+            NoticeFacts(
+                stage=row.stage,
+                language=row.language,
+                timezone=customer.timezone,
+                customer_name=customer.name,
+                services=tuple(window.services or ()),
+                started_at=window.starts_at,
+                resolved_at=window.ends_at,
+                next_update_due=None,
+                eta=None,
+                status_url=maintenance_url(self.settings.public_base_url, window),
+                unsubscribe_url=unsubscribe,
+                message=window.reason,
+                window_start=window.starts_at,
+                window_end=window.ends_at,
+            )
+        )
+        return self._as_notice(row, to, rendered, unsubscribe)
+
+    def _as_notice(
+        self, row: ClaimedRow, to: str, rendered: Rendered, unsubscribe: str | None
+    ) -> Notice:
+        return Notice(
+            outbox_id=row.id,
+            customer_id=row.customer_id,
+            outage_id=row.outage_id or f"maintenance-{row.maintenance_id}",
+            stage=row.stage,
+            channel=row.channel,
+            language=row.language,
+            to=to,
+            subject=rendered.subject,
+            text=rendered.sms if row.channel == "sms" else rendered.text,
+            html=rendered.html if row.channel == "email" else None,
+            idempotency_key=idempotency_key(row),
+            unsubscribe_url=unsubscribe,
+        )
+
     def _notice(
         self, row: ClaimedRow, customer: Customer, outage: Outage, to: str, message: str
     ) -> Notice:
-        secret = self.settings.link_secret
-        unsubscribe = (
-            unsubscribe_url(
-                self.settings.public_base_url, secret.get_secret_value(), customer.id, row.channel
-            )
-            if secret is not None
-            else None
-        )
+        unsubscribe = self._unsubscribe(customer, row.channel)
         rendered = self.renderer.render(
             NoticeFacts(
                 stage=row.stage,
@@ -289,20 +352,7 @@ class Dispatcher:
                 cause=outage.cause,
             )
         )
-        return Notice(
-            outbox_id=row.id,
-            customer_id=row.customer_id,
-            outage_id=row.outage_id,
-            stage=row.stage,
-            channel=row.channel,
-            language=row.language,
-            to=to,
-            subject=rendered.subject,
-            text=rendered.sms if row.channel == "sms" else rendered.text,
-            html=rendered.html if row.channel == "email" else None,
-            idempotency_key=idempotency_key(row),
-            unsubscribe_url=unsubscribe,
-        )
+        return self._as_notice(row, to, rendered, unsubscribe)
 
     async def _send(self, row: ClaimedRow, notice: Notice | None) -> Outcome:
         channel = self.channels.get(row.channel)
@@ -367,7 +417,12 @@ class Dispatcher:
             return
         siblings = and_(
             OutboxRow.customer_id == row.customer_id,
-            OutboxRow.outage_id == row.outage_id,
+            OutboxRow.outage_id.is_(None)
+            if row.outage_id is None
+            else OutboxRow.outage_id == row.outage_id,
+            OutboxRow.maintenance_id.is_(None)
+            if row.maintenance_id is None
+            else OutboxRow.maintenance_id == row.maintenance_id,
             OutboxRow.stage == row.stage,
             OutboxRow.sequence == row.sequence,
         )
@@ -382,6 +437,8 @@ class Dispatcher:
         )
         if customer is None or address is None or fallback in (customer.opt_outs or ()):
             return
+        if row.maintenance_id is not None:
+            return  # planned work is not worth a second channel
         await insert_outbox_rows(
             session=session,
             rows=[

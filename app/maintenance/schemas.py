@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -14,6 +15,11 @@ class MaintenanceIn(BaseModel):
     start: AwareDatetime
     end: AwareDatetime
     reason: str = Field(min_length=1, max_length=2000)
+    services: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Services the work interrupts; customers with them are told. Empty: all.",
+    )
 
     @model_validator(mode="after")
     def _end_after_start(self) -> MaintenanceIn:
@@ -30,6 +36,7 @@ class MaintenanceOut(BaseModel):
     start: datetime
     end: datetime
     reason: str
+    services: list[str]
     created_by: str
     created_at: datetime
     cancelled_at: datetime | None

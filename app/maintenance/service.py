@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -22,6 +23,7 @@ def to_out(window: Maintenance) -> MaintenanceOut:
         start=window.starts_at,
         end=window.ends_at,
         reason=window.reason,
+        services=list(window.services or ()),
         created_by=window.created_by,
         created_at=window.created_at,
         cancelled_at=window.cancelled_at,
@@ -41,6 +43,8 @@ async def create_maintenance(
         starts_at=window.start,
         ends_at=window.end,
         reason=window.reason,
+        services=list(window.services),
+        public_token=secrets.token_urlsafe(16),
         created_by=actor,
         created_at=clock(),
     )

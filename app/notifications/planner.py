@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.inventory.models import Customer, Device, TopologyNode, customer_devices
+from app.maintenance.models import Maintenance
 from app.notifications.models import OutboxRow
 from app.notifications.quiet import quiet_until
 from app.outages.events import OutageEvent
@@ -399,3 +400,63 @@ async def plan_survey(*, session: AsyncSession, outage_id: str, now: datetime) -
     ]
     await insert_outbox_rows(session=session, rows=rows)
     return len(rows)
+
+
+MAINTENANCE_STAGES = ("maintenance_scheduled", "maintenance_started", "maintenance_completed")
+
+
+async def plan_maintenance_notices(
+    *, session: AsyncSession, window: Maintenance, stage: str, now: datetime
+) -> int:
+    """Tell the customers under a maintenance window's scope about it (one stage of three).
+
+    While the work runs its services are down, so the `started` notice avoids the channels
+    that depend on them, as an outage's notices do.
+    """
+    level = await session.scalar(
+        select(TopologyNode.level).where(TopologyNode.id == window.scope_id)
+    )
+    if level is None:
+        return 0
+    recipients = await affected_customers(
+        session=session, scope_level=level, scope_id=window.scope_id, services=window.services
+    )
+    rows: list[dict[str, Any]] = []
+    for r in recipients:
+        channels = r.channels
+        if stage != "maintenance_started":
+            channels = await _listed_channels(session, r.customer_id)
+        rows.extend(
+            {
+                "customer_id": r.customer_id,
+                "outage_id": None,
+                "maintenance_id": window.id,
+                "stage": stage,
+                "sequence": 0,
+                "channel": channel,
+                "language": r.language,
+                "state": "pending",
+                "attempts": 0,
+                "priority": 1 if r.priority else 0,
+                "created_at": now,
+                "next_attempt_at": _send_at(r, now, urgent=False),
+            }
+            for channel in channels
+        )
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), CHUNK):
+        statement = insert(OutboxRow).on_conflict_do_nothing(
+            index_elements=["customer_id", "maintenance_id", "stage", "channel"]
+        )
+        await session.execute(statement, rows[start : start + CHUNK])
+    return len(rows)
+
+
+async def _listed_channels(session: AsyncSession, customer_id: str) -> tuple[str, ...]:
+    row = (
+        await session.execute(
+            select(Customer.channels, Customer.opt_outs).where(Customer.id == customer_id)
+        )
+    ).one()
+    return usable_channels(row[0], row[1] or (), ())

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.maintenance.models import Maintenance
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
@@ -88,3 +89,35 @@ async def outages_by_state(*, session: AsyncSession) -> dict[tuple[str, str], in
         .group_by(Outage.state, Outage.severity)
     )
     return {(state, severity): count for state, severity, count in rows}
+
+
+async def maintenance_due(
+    *, session: AsyncSession, now: datetime, limit: int = 100
+) -> list[tuple[Maintenance, str]]:
+    """Maintenance windows with a notice stage due now; each is claimed (marked planned)."""
+    due: list[tuple[Maintenance, str]] = []
+    live = and_(Maintenance.cancelled_at.is_(None), Maintenance.ends_at > now - timedelta(days=1))
+    stages = (
+        ("maintenance_scheduled", Maintenance.scheduled_planned_at, Maintenance.starts_at > now),
+        (
+            "maintenance_started",
+            Maintenance.started_planned_at,
+            and_(Maintenance.starts_at <= now, Maintenance.ends_at > now),
+        ),
+        (
+            "maintenance_completed",
+            Maintenance.completed_planned_at,
+            and_(Maintenance.ends_at <= now, Maintenance.started_planned_at.is_not(None)),
+        ),
+    )
+    for stage, mark, when in stages:
+        windows = await session.scalars(
+            select(Maintenance)
+            .where(live, mark.is_(None), when)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        for window in windows:
+            setattr(window, mark.key, now)
+            due.append((window, stage))
+    return due

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exceptions import NotFoundError
+from app.maintenance.models import Maintenance
 from app.notifications.models import OutboxRow
 from app.outages.models import Outage, TimelineEntry
 from app.outages.schemas import NoticeCount, OutageDetail, OutageOut, TimelineOut
@@ -16,6 +17,11 @@ from app.outages.schemas import NoticeCount, OutageDetail, OutageOut, TimelineOu
 def status_url(base_url: str, outage: Outage) -> str:
     """The public page customers follow for this outage."""
     return f"{base_url.rstrip('/')}/o/{outage.public_token}"
+
+
+def maintenance_url(base_url: str, window: Maintenance) -> str:
+    """The public page customers follow for a maintenance window."""
+    return f"{base_url.rstrip('/')}/m/{window.public_token}"
 
 
 def to_out(outage: Outage, base_url: str) -> OutageOut:

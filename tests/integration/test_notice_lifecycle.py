@@ -335,3 +335,48 @@ async def test_a_failing_gateway_opens_the_circuit_and_nothing_is_lost(
     clock.now += timedelta(hours=1)  # past the retry times and the breaker's reset
     await drain(world)
     assert len({m.to for m in sms_gateway.messages}) == 6
+
+
+async def test_planned_work_is_announced_started_and_completed_with_its_own_page(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: Clock = world["clock"]
+    client: ClientFactory = world["client"]
+    customers = [customer(0), customer(1)]
+    start = clock.now + timedelta(hours=2)
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory(customers))).status_code == 200
+        created = await api.post(
+            "/v1/maintenance",
+            json={
+                "scope": "node-17",
+                "start": start.isoformat(),
+                "end": (start + timedelta(hours=1)).isoformat(),
+                "reason": "Fibre upgrade",
+                "services": ["internet"],
+            },
+        )
+    assert created.status_code == 201, created.text
+    planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
+
+    await planner.keep_promises()
+    await planner.keep_promises()  # planned once
+    await drain(world)
+    clock.now = start + timedelta(minutes=1)
+    await planner.keep_promises()
+    await drain(world)
+    clock.now = start + timedelta(hours=1, minutes=1)
+    await planner.keep_promises()
+    await drain(world)
+
+    stages = sorted((r.customer_id, r.stage, r.state) for r in await rows(world))
+    assert stages == sorted(
+        (c, stage, "sent")
+        for c in ("c-0", "c-1")
+        for stage in ("maintenance_scheduled", "maintenance_started", "maintenance_completed")
+    )
+    first = sms_gateway.messages[0].body
+    link = first[first.index("https://status.example.net/m/") :].split()[0]
+    async with client(None) as anonymous:
+        page = await anonymous.get(link.removeprefix("https://status.example.net"))
+    assert page.status_code == 200 and "Fibre upgrade" in page.text
