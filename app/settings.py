@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     )
     dispatch_batch_size: int = Field(default=200, ge=1, le=10_000)
     dispatch_max_attempts: int = Field(default=8, ge=1, le=100)
+    dispatch_concurrency: int = Field(default=64, ge=1, le=4096)
+    dispatch_lease_seconds: int = Field(
+        default=300,
+        ge=2,
+        le=86_400,
+        description="A claim older than this is taken to be a dead notifier's and reconciled.",
+    )
     failpoint: Literal["", "detector_after_persist"] = Field(
         default="",
         description="Reliability tests only: die (exit 137) at this point, as a kill -9 would.",

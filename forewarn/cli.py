@@ -46,7 +46,8 @@ def _run_components(names: Collection[str], *, embedded_broker: bool) -> None:
     from forewarn.runtime import install_stop_signals, open_runtime, run_until_stopped
 
     settings = load_settings()
-    if settings.kafka_bootstrap_servers is None and not embedded_broker:
+    needs_kafka = bool({"detector", "planner"} & set(names))
+    if needs_kafka and settings.kafka_bootstrap_servers is None and not embedded_broker:
         console.print(
             "[bold red]configuration error[/]: FOREWARN_KAFKA_BOOTSTRAP_SERVERS is not set; "
             "set it, or use `forewarn all`, which starts the embedded broker"
@@ -58,9 +59,9 @@ def _run_components(names: Collection[str], *, embedded_broker: bool) -> None:
         install_stop_signals(stop)
         migrate = settings.database_url.startswith("sqlite")
         async with open_runtime(settings, embedded_broker=embedded_broker, migrate=migrate) as rt:
+            kafka = rt.settings.kafka_bootstrap_servers or "not used"
             console.print(
-                f"forewarn: running {', '.join(sorted(names))} "
-                f"(Kafka {rt.settings.kafka_bootstrap_servers}); Ctrl-C stops"
+                f"forewarn: running {', '.join(sorted(names))} (Kafka {kafka}); Ctrl-C stops"
             )
             await run_until_stopped(rt, names, stop)
 

@@ -12,6 +12,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -153,6 +154,8 @@ def component_coroutines(
             renderer=Renderer(),
             settings=settings,
             on_sent=hooks.on_sent,
+            lease=timedelta(seconds=settings.dispatch_lease_seconds),
+            concurrency=settings.dispatch_concurrency,
         )
         coroutines.append(dispatcher.run(stop))
     return coroutines

@@ -156,7 +156,7 @@ class Dispatcher:
         while not stop.is_set():
             sent = 0
             try:
-                if time.monotonic() - last_reconcile > 10:
+                if time.monotonic() - last_reconcile > min(10.0, self.lease.total_seconds() / 2):
                     await self.reconcile()
                     await self.observe_backlog()
                     last_reconcile = time.monotonic()

@@ -121,7 +121,20 @@ class SmsGatewaySimulator:
         route = Route(
             "/2010-04-01/Accounts/{account}/Messages.json", self._create_message, methods=["POST"]
         )
-        return Starlette(routes=[route])
+        stats = Route("/_stats", self._stats, methods=["GET"])
+        return Starlette(routes=[route, stats])
+
+    async def _stats(self, _request: Request) -> JSONResponse:
+        """What the gateway saw: requests, accepted messages, distinct recipients."""
+        with self._lock:
+            recipients = len({m.to for m in self.messages})
+            return JSONResponse(
+                {
+                    "requests": self.requests,
+                    "messages": len(self.messages),
+                    "recipients": recipients,
+                }
+            )
 
     def _take_failure(self) -> tuple[float, int | None]:
         """Count a request; return the delay to apply and a forced status, if any."""
@@ -188,3 +201,28 @@ class SmsGatewaySimulator:
         return JSONResponse(
             {"sid": sms.sid, "status": "queued", "to": to, "body": body_text}, status_code=201
         )
+
+
+def main() -> None:
+    """Run the simulator on its own (`python -m notifiers.gateway_sim --port 8099`)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--credentials", default=None, help="ACCOUNT:TOKEN (default: random)")
+    args = parser.parse_args()
+    gateway = SmsGatewaySimulator(port=args.port)
+    if args.credentials:
+        gateway.account, _, gateway.token = args.credentials.partition(":")
+        gateway.credentials = args.credentials
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    with gateway:
+        print(f"{gateway.url} {gateway.credentials}", flush=True)  # noqa: T201 - the CLI's output
+        stopped.wait()
+
+
+if __name__ == "__main__":
+    main()
