@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, utc_now
@@ -394,19 +394,26 @@ class Dispatcher:
         return Outcome(row, notice, delivery=delivery)
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
+        """Record every outcome of a batch: one executemany per kind of outcome."""
         now = self.clock()
         failed: list[ClaimedRow] = []
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for outcome in outcomes:
+            result = self._result(outcome, now)
+            if result["state"] == FAILED:
+                failed.append(outcome.row)
+            groups.setdefault(tuple(sorted(result)), []).append(
+                {"row_id": outcome.row.id, **{f"new_{k}": v for k, v in result.items()}}
+            )
+        table = cast(Table, OutboxRow.__table__)
         async with transaction(self.sessions) as session:
-            for outcome in outcomes:
-                result = self._result(outcome, now)
-                await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id == outcome.row.id, OutboxRow.state == SENDING)
-                    .values(**result)
-                    .execution_options(synchronize_session=False)
+            for columns, params in groups.items():
+                statement = (
+                    update(table)
+                    .where(table.c.id == bindparam("row_id"), table.c.state == SENDING)
+                    .values({column: bindparam(f"new_{column}") for column in columns})
                 )
-                if result["state"] == FAILED:
-                    failed.append(outcome.row)
+                await session.execute(statement, params)
             for row in failed:
                 await self._fall_back(session, row, now)
 
@@ -465,7 +472,7 @@ class Dispatcher:
         provider = getattr(self.channels.get(row.channel), "provider", "none")
         if outcome.delivery is not None:
             self.metrics.sent.labels(row.channel, provider, row.stage, row.language).inc()
-            log.info("notice sent", outbox_id=row.id, channel=row.channel, stage=row.stage)
+            log.debug("notice sent", outbox_id=row.id, channel=row.channel, stage=row.stage)
             return {
                 "state": SENT,
                 "sent_at": now,

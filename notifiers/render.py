@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -75,6 +76,38 @@ def _plain(text: str) -> str:
     return text.replace("\u202f", " ").replace("\u00a0", " ")
 
 
+# A fan-out renders the same few times, zones and service lists for every customer: Babel
+# formatting is the costly part, so it is memoised.
+@lru_cache(maxsize=4096)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=16384)
+def _when(moment: datetime, zone: str, language: str) -> str:
+    return _plain(format_datetime(moment, "short", tzinfo=_zone(zone), locale=language))
+
+
+@lru_cache(maxsize=16384)
+def _clock(moment: datetime, since: datetime, zone: str, language: str) -> str:
+    """The time alone when it falls on the same local day as `since`, else date and time."""
+    tz = _zone(zone)
+    if moment.astimezone(tz).date() == since.astimezone(tz).date():
+        return _plain(format_time(moment, "short", tzinfo=tz, locale=language))
+    return _when(moment, zone, language)
+
+
+@lru_cache(maxsize=1024)
+def _services(services: tuple[str, ...], language: str) -> str:
+    if not services:
+        return ANY_SERVICE[language]
+    names = SERVICE_NAMES[language]
+    return _plain(format_list([names.get(s, s) for s in services], locale=language))
+
+
 class Renderer:
     """Turn `NoticeFacts` into a subject, an SMS body, a text and an HTML e-mail."""
 
@@ -113,30 +146,15 @@ class Renderer:
     def render(self, facts: NoticeFacts) -> Rendered:
         template = self._template(facts.stage, facts.language)
         language = facts.language if facts.language in SERVICE_NAMES else DEFAULT_LANGUAGE
-        try:
-            zone = ZoneInfo(facts.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("UTC")
-
         def when(moment: datetime | None) -> str:
-            if moment is None:
-                return ""
-            return _plain(format_datetime(moment, "short", tzinfo=zone, locale=language))
+            return "" if moment is None else _when(moment, facts.timezone, language)
 
         def clock(moment: datetime | None) -> str:
             if moment is None:
                 return ""
-            same_day = moment.astimezone(zone).date() == facts.started_at.astimezone(zone).date()
-            if same_day:
-                return _plain(format_time(moment, "short", tzinfo=zone, locale=language))
-            return when(moment)
+            return _clock(moment, facts.started_at, facts.timezone, language)
 
-        names = SERVICE_NAMES[language]
-        services = (
-            _plain(format_list([names.get(s, s) for s in facts.services], locale=language))
-            if facts.services
-            else ANY_SERVICE[language]
-        )
+        services = _services(facts.services, language)
         context = template.new_context(
             {
                 "first_name": facts.customer_name.split()[0] if facts.customer_name else "",

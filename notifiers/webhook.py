@@ -80,7 +80,11 @@ class WebhookChannel:
         self._secret = secret
         self._clock = clock
         # Redirects are not followed: a 3xx is refused rather than re-posted somewhere else.
-        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._client = httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
 
     async def send(self, notice: Notice) -> Delivery:
         """Post the signed notice to the customer's URL; return the receiver's request id."""
