@@ -9,16 +9,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.detector import run_throughput
+from bench.fanout import run_fanout
 from bench.latency import run_latency
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", choices=["throughput", "latency"], default=None)
+    parser.add_argument("--only", choices=["throughput", "latency", "fanout"], default=None)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--rates", default="2000,20000", help="latency: msgs/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="latency: seconds per rate")
+    parser.add_argument("--customers", type=int, default=100_000, help="fan-out: customers")
+    parser.add_argument("--database-url", default=None, help="fan-out: default a temp SQLite")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -36,6 +39,9 @@ def main() -> None:
         (args.out / "latency.json").write_text(
             json.dumps({**machine, "runs": rows}, indent=2) + "\n"
         )
+    if args.only in (None, "fanout"):
+        fanout = run_fanout(args.customers, args.database_url)
+        (args.out / "fanout.json").write_text(json.dumps({**machine, **fanout}, indent=2) + "\n")
 
 
 main()
