@@ -7,10 +7,12 @@ only asks, so link scanners cannot opt anyone out).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from babel.dates import format_datetime
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
@@ -22,7 +24,10 @@ from app.exceptions import NotFoundError
 from app.inventory.models import Customer
 from app.links import read_unsubscribe_token
 from app.maintenance.models import Maintenance
+from app.outages.models import TimelineEntry
 from app.outages.queries import outage_by_token
+from app.outages.update_texts import update_text
+from app.public_texts import TEXTS, pick_language
 from app.settings import Settings
 
 router = APIRouter(tags=["public"], include_in_schema=True)
@@ -37,10 +42,55 @@ def _page(name: str, **context: Any) -> HTMLResponse:
 
 
 @router.get("/o/{token}", response_class=HTMLResponse)
-async def outage_page(token: str, session: SessionDep) -> HTMLResponse:
-    """The public status page of one outage."""
+async def outage_page(
+    token: str,
+    session: SessionDep,
+    lang: str | None = None,
+    accept_language: Annotated[str | None, Header()] = None,
+) -> HTMLResponse:
+    """The public status page of one outage, in the reader's language; no personal data."""
     outage = await outage_by_token(session=session, token=token)
-    return _page("outage.html.j2", title="Service disruption", outage=outage)
+    language = pick_language(lang, accept_language)
+    words = TEXTS[language]
+    entries = await session.scalars(
+        select(TimelineEntry)
+        .where(
+            TimelineEntry.outage_id == outage.id,
+            TimelineEntry.kind.in_(("transition", "update")),
+        )
+        .order_by(TimelineEntry.at, TimelineEntry.id)
+    )
+    timeline = []
+    for entry in entries:
+        if entry.kind == "update":
+            text = update_text(
+                entry.message.get("messages") or {}, entry.message.get("template"), language
+            )
+            label = words["update"]
+        else:
+            text = ""
+            label = words["resolved_state" if entry.state == "resolved" else entry.state]
+        timeline.append({"at": _when(entry.at, language), "label": label, "text": text})
+    state = "resolved_state" if outage.state == "resolved" else outage.state
+    return _page(
+        "outage.html.j2",
+        title=words["title"],
+        lang=language,
+        words=words,
+        state_label=words[state],
+        outage=outage,
+        started=_when(outage.opened_at or outage.started_at, language),
+        eta=_when(outage.eta, language),
+        next_update=_when(outage.next_update_due, language),
+        resolved=_when(outage.resolved_at, language),
+        timeline=timeline,
+    )
+
+
+def _when(moment: datetime | None, language: str) -> str:
+    if moment is None:
+        return ""
+    return format_datetime(moment, "medium", tzinfo=UTC, locale=language)
 
 
 @router.get("/m/{token}", response_class=HTMLResponse)

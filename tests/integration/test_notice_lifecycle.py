@@ -212,6 +212,15 @@ async def test_noc_updates_reach_everyone_told_in_their_language_and_promise_the
     assert outage is not None and outage.update_sequence == 2
     assert outage.acknowledged_by == "engineer"
 
+    page_path = f"/o/{outage.public_token}"
+    async with client(None) as anonymous:
+        german = await anonymous.get(page_path, headers={"Accept-Language": "de-DE,de;q=0.9"})
+        vietnamese = await anonymous.get(page_path, params={"lang": "vi"})
+    assert "Behoben, wird überwacht" in german.text  # monitoring, in German
+    assert "Bagger hat Faser gekappt." in german.text  # the NOC's German words on the timeline
+    assert "+49151" not in german.text and "Kunde" not in german.text  # no personal data
+    assert "Diễn biến" in vietnamese.text
+
 
 async def test_a_promise_that_falls_due_sends_a_still_working_update_and_a_survey_follows(
     world: dict[str, Any], sms_gateway: SmsGatewaySimulator
