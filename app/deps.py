@@ -24,11 +24,15 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _principal(
+def _token_registry(request: Request) -> TokenRegistry:
+    registry: TokenRegistry = request.app.state.tokens
+    return registry
+
+
+async def _principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    registry: TokenRegistry = request.app.state.tokens
-    return registry.authenticate(authorization)
+    return await _token_registry(request).authenticate(authorization)
 
 
 def _requires(role: Role) -> object:
@@ -40,6 +44,7 @@ def _requires(role: Role) -> object:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+TokensDep = Annotated[TokenRegistry, Depends(_token_registry)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 Viewer = Annotated[Principal, _requires(Role.VIEWER)]
 Engineer = Annotated[Principal, _requires(Role.ENGINEER)]

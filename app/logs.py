@@ -36,6 +36,12 @@ def mask_text(text: str) -> str:
     return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
+def redact_text(text: str) -> str:
+    """Replace every phone number and e-mail address inside free text with a placeholder."""
+    text = _EMAIL.sub("[e-mail]", text)
+    return _PHONE.sub("[phone]", text)
+
+
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
         return mask_text(value)

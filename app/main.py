@@ -7,16 +7,22 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import health, public
+from app.audit import routes as audit_routes
 from app.auth import TokenRegistry
 from app.customers import routes as customer_routes
 from app.customers.service import ContactSink
 from app.errors import install_error_handlers
 from app.inventory import routes as inventory_routes
+from app.limits import BodySizeLimitMiddleware
 from app.maintenance import routes as maintenance_routes
+from app.metrics import HttpMetricsMiddleware, api_metrics, watch_pool
 from app.outages import routes as outage_routes
 from app.rules import routes as rule_routes
 from app.settings import Settings
+from app.tokens import routes as token_routes
+from app.tokens.service import stored_token_lookup
 from app.webhooks import routes as webhook_routes
+from app.webhooks.metrics import webhook_metrics
 
 
 def create_app(
@@ -37,10 +43,16 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessions = sessions
-    app.state.tokens = TokenRegistry(settings.api_tokens)
+    app.state.tokens = TokenRegistry(settings.api_tokens, lookup=stored_token_lookup(sessions))
     app.state.registry = registry
     app.state.contact_sink = contact_sink
     install_error_handlers(app)
+    metrics = api_metrics(registry)
+    watch_pool(metrics, sessions)
+    webhook_metrics(registry)  # created now, so their families show before the first webhook
+    # The last added runs first: every request is counted, the refused ones too.
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.include_router(health.router)
     app.include_router(inventory_routes.router)
     app.include_router(rule_routes.router)
@@ -48,5 +60,7 @@ def create_app(
     app.include_router(maintenance_routes.router)
     app.include_router(customer_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(token_routes.router)
+    app.include_router(audit_routes.router)
     app.include_router(public.router)
     return app

@@ -44,11 +44,24 @@ def decode_telemetry(raw: bytes | None) -> Telemetry:
     return _to_event(_load_object(raw))
 
 
+def decode_telemetry_into(raw: bytes | None, out: list[Telemetry]) -> None:
+    """Decode a message (contract v1 or VES) and append its readings to `out` (the hot path)."""
+    data = _load_object(raw)
+    if "event" in data or "eventList" in data:
+        out.extend(_ves(data))
+    else:
+        out.append(_to_event(data))
+
+
 def decode_telemetry_message(raw: bytes | None) -> list[Telemetry]:
     """Decode a message that is either contract v1 or an ONAP VES event (or batch)."""
     data = _load_object(raw)
     if not is_ves(data):
         return [_to_event(data)]
+    return _ves(data)
+
+
+def _ves(data: dict[str, Any]) -> list[Telemetry]:
     events = ves_events(data)
     for event in events:
         if not MIN_TS <= event.ts < MAX_TS:

@@ -48,7 +48,7 @@ from app.outages.service import (
 from app.rules.service import enabled_rule_specs
 from app.settings import Settings
 from consumers.clients import make_consumer, make_producer
-from consumers.decode import decode_contact, decode_telemetry_message
+from consumers.decode import decode_contact, decode_telemetry_into
 from consumers.exceptions import DecodeError
 from consumers.metrics import ConsumerMetrics, consumer_metrics
 
@@ -251,7 +251,7 @@ class Detector:
                     if is_contacts:
                         contacts.append(decode_contact(record.value))
                     else:
-                        events.extend(decode_telemetry_message(record.value))
+                        decode_telemetry_into(record.value, events)
                 except DecodeError as exc:
                     dead.append(await self._dead_letter(producer, record, exc))
         late_before = self.engine.late

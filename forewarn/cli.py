@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.console import Console
 from app.logs import configure_logging
 from app.settings import Settings
 from forewarn.rules_cli import rules_app
+from forewarn.tokens_cli import token_app
 
 app = typer.Typer(
     help="Forewarn: detect telecom outages before customers call, and keep them informed.",
@@ -25,8 +27,17 @@ inventory_app = typer.Typer(help="Network and customer inventory.", no_args_is_h
 app.add_typer(db_app, name="db")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(rules_app, name="rules")
+app.add_typer(token_app, name="token")
 
 console = Console(stderr=True)
+
+
+def cli_actor() -> str:
+    """Who the audit log names for a change made from this command line: `cli:<user>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -43,6 +54,9 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def _run_components(names: Collection[str], *, embedded_broker: bool) -> None:
+    from rich.markup import escape
+
+    from forewarn.probes import MetricsPortError
     from forewarn.runtime import install_stop_signals, open_runtime, run_until_stopped
 
     settings = load_settings()
@@ -65,7 +79,11 @@ def _run_components(names: Collection[str], *, embedded_broker: bool) -> None:
             )
             await run_until_stopped(rt, names, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except MetricsPortError as exc:
+        console.print(f"[bold red]configuration error[/]: {escape(str(exc))}")
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -148,7 +166,11 @@ def inventory_import(path: Path = typer.Argument(..., exists=True)) -> None:
     from app.db import create_engine, session_factory, transaction
     from app.exceptions import InvalidInputError
     from app.inventory.csv_import import import_inventory_dir
-    from app.inventory.service import import_inventory_file
+    from app.inventory.service import (
+        import_inventory_file,
+        inventory_summary,
+        record_replacement,
+    )
 
     settings = load_settings()
     is_dir = path.is_dir()
@@ -157,10 +179,14 @@ def inventory_import(path: Path = typer.Argument(..., exists=True)) -> None:
         engine = create_engine(settings.database_url)
         try:
             async with transaction(session_factory(engine)) as session:
+                before = await inventory_summary(session=session)
                 if is_dir:
                     summary = await import_inventory_dir(session=session, path=path)
                 else:
                     summary = await import_inventory_file(session=session, path=path)
+                await record_replacement(
+                    session=session, actor=cli_actor(), before=before, after=summary
+                )
         finally:
             await engine.dispose()
         console.print(f"inventory imported: {summary}")

@@ -44,7 +44,7 @@ def rules_apply(
     from app.db import create_engine, session_factory
     from app.exceptions import InvalidInputError
     from app.rules.apply import apply_rules, parse_rules_file
-    from forewarn.cli import console, load_settings
+    from forewarn.cli import cli_actor, console, load_settings
 
     settings = load_settings()
 
@@ -53,7 +53,9 @@ def rules_apply(
         engine = create_engine(settings.database_url)
         try:
             async with session_factory(engine)() as session:
-                report = await apply_rules(session=session, rules=rules, prune=prune)
+                report = await apply_rules(
+                    session=session, rules=rules, actor=cli_actor(), prune=prune
+                )
                 if dry_run:
                     await session.rollback()
                 else:

@@ -17,18 +17,21 @@ from typing import Any
 
 import structlog
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import create_engine, session_factory
+from app.db import create_engine, session_factory, transaction
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.outages.events import OutageEvent
-from app.serving import QuietServer
+from app.serving import QuietServer, serve_until
 from app.settings import Settings
+from app.tokens.service import seed_tokens
 from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
 from consumers.contact_sink import KafkaContactSink
 from consumers.outage_events import Planner
 from consumers.telemetry import Detector
+from forewarn.probes import bind_metrics_port, create_probe_app, process_checks, serve_probes
 from notifiers import email_smtp, sms_http, webhook
 from notifiers.channel import Channel
 from notifiers.dispatcher import Dispatcher
@@ -37,6 +40,7 @@ from notifiers.render import Renderer
 log = structlog.get_logger("forewarn.runtime")
 
 COMPONENTS = ("api", "detector", "planner", "notifier")
+SEED_RETRY_SECONDS = 10.0
 OnSent = Callable[..., Any]
 
 
@@ -58,6 +62,8 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     broker: EmbeddedBroker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The detectors this process built: the probe server's readiness asks them for partitions.
+    detectors: list[Detector] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager
@@ -116,34 +122,60 @@ async def _serve_api(runtime: Runtime, stop: asyncio.Event, hooks: Hooks) -> Non
         lifespan="off",
         access_log=False,
     )
-    server = QuietServer(config)
-    serving = asyncio.create_task(server.serve())
+    url = f"http://{runtime.settings.api_host}:{runtime.settings.api_port}"
+    on_ready = hooks.on_api_ready
+    seeding = asyncio.create_task(_seed_settings_tokens(runtime, stop))
     try:
-        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has only a flag
-            await asyncio.sleep(0.05)
-        if server.started and hooks.on_api_ready is not None:
-            hooks.on_api_ready(f"http://{runtime.settings.api_host}:{runtime.settings.api_port}")
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        stopping.cancel()
-        await serving
+        await serve_until(
+            QuietServer(config),
+            stop,
+            on_started=(lambda: on_ready(url)) if on_ready is not None else None,
+        )
     finally:
+        seeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await seeding
         if contacts is not None:
             await contacts.aclose()
+
+
+async def _seed_settings_tokens(runtime: Runtime, stop: asyncio.Event) -> None:
+    """List the settings' tokens in the token table; retry while the database is not ready.
+
+    Authentication does not wait for this (settings tokens are checked in memory), so an API
+    that starts before its database or its migration serves, and reports not ready, meanwhile.
+    """
+    while not stop.is_set():
+        try:
+            async with transaction(runtime.sessions) as session:
+                await seed_tokens(session=session, tokens=runtime.settings.api_tokens)
+            return
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("settings tokens not listed yet; retrying", error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SEED_RETRY_SECONDS)
 
 
 def component_coroutines(
     runtime: Runtime, names: Collection[str], stop: asyncio.Event, hooks: Hooks
 ) -> list[Coroutine[Any, Any, None]]:
-    """Build the long-running coroutine of each named component."""
+    """Build the long-running coroutine of each named component.
+
+    A process without the API serves `/metrics`, `/healthz` and `/readyz` on the metrics port
+    (unless it is 0); its socket is bound here, first, so a port in use stops start-up.
+    """
     settings, sessions = runtime.settings, runtime.sessions
+    probe_socket = None
+    if names and "api" not in names and settings.metrics_port:
+        probe_socket = bind_metrics_port(settings.api_host, settings.metrics_port)
     channels = build_channels(settings) if "notifier" in names else {}
     coroutines: list[Coroutine[Any, Any, None]] = []
+    runtime.detectors = []
     if "api" in names:
         coroutines.append(_serve_api(runtime, stop, hooks))
     if "detector" in names:
         detector = Detector(settings=settings, sessions=sessions, on_event=hooks.on_event)
+        runtime.detectors.append(detector)
         coroutines.append(detector.run(stop))
     if "planner" in names:
         coroutines.append(Planner(settings=settings, sessions=sessions).run(stop))
@@ -158,6 +190,10 @@ def component_coroutines(
             concurrency=settings.dispatch_concurrency,
         )
         coroutines.append(dispatcher.run(stop))
+    if probe_socket is not None:
+        checks = process_checks(settings=settings, sessions=sessions, detectors=runtime.detectors)
+        probes = create_probe_app(checks=checks)
+        coroutines.append(serve_probes(probes, sock=probe_socket, stop=stop))
     return coroutines
 
 

@@ -6,15 +6,18 @@ from fastapi import APIRouter
 
 from app.deps import Admin, SessionDep, Viewer
 from app.inventory.schemas import InventoryIn, InventorySummary
-from app.inventory.service import inventory_summary, replace_inventory
+from app.inventory.service import inventory_summary, record_replacement, replace_inventory
 
 router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 
 
 @router.put("")
-async def put_inventory(doc: InventoryIn, session: SessionDep, _admin: Admin) -> InventorySummary:
+async def put_inventory(doc: InventoryIn, session: SessionDep, admin: Admin) -> InventorySummary:
     """Replace the whole inventory; every invalid field or reference is reported at once."""
-    return await replace_inventory(session=session, doc=doc)
+    before = await inventory_summary(session=session)
+    after = await replace_inventory(session=session, doc=doc)
+    await record_replacement(session=session, actor=admin.name, before=before, after=after)
+    return after
 
 
 @router.get("/summary")

@@ -14,6 +14,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Entity, record
 from app.errors import field_path
 from app.exceptions import InvalidInputError
 from app.inventory.models import Customer, Device, TopologyNode, customer_devices
@@ -179,6 +180,21 @@ async def inventory_summary(*, session: AsyncSession) -> InventorySummary:
         nodes=await session.scalar(select(func.count()).select_from(TopologyNode)) or 0,
         devices=await session.scalar(select(func.count()).select_from(Device)) or 0,
         customers=await session.scalar(select(func.count()).select_from(Customer)) or 0,
+    )
+
+
+async def record_replacement(
+    *, session: AsyncSession, actor: str, before: InventorySummary, after: InventorySummary
+) -> None:
+    """Audit a replacement of the inventory: the counts before and after, no customer data."""
+    await record(
+        session=session,
+        actor=actor,
+        action="replace",
+        entity=Entity.INVENTORY,
+        entity_id="inventory",
+        before=before.model_dump(),
+        after=after.model_dump(),
     )
 
 

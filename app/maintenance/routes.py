@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Entity, record
 from app.deps import Engineer, SessionDep, Viewer
+from app.maintenance.models import Maintenance
 from app.maintenance.schemas import MaintenanceIn, MaintenanceOut
 from app.maintenance.service import (
     cancel_maintenance,
@@ -18,12 +22,42 @@ from app.maintenance.service import (
 router = APIRouter(prefix="/v1/maintenance", tags=["maintenance"])
 
 
+def _audit_view(window: Maintenance) -> dict[str, Any]:
+    """What the audit log keeps of a window: scope, start, end and reason."""
+    return {
+        "scope": window.scope_id,
+        "start": window.starts_at.isoformat(),
+        "end": window.ends_at.isoformat(),
+        "reason": window.reason,
+    }
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    window: Maintenance,
+    before: dict[str, Any] | None,
+) -> None:
+    await record(
+        session=session,
+        actor=actor,
+        action=action,
+        entity=Entity.MAINTENANCE,
+        entity_id=str(window.id),
+        before=before,
+        after=_audit_view(window),
+    )
+
+
 @router.post("", status_code=201)
 async def post_maintenance(
     window: MaintenanceIn, session: SessionDep, principal: Engineer
 ) -> MaintenanceOut:
     """Schedule a maintenance window on a region, hub or node."""
-    return to_out(await create_maintenance(session=session, window=window, actor=principal.name))
+    row = await create_maintenance(session=session, window=window, actor=principal.name)
+    await _audit(session, principal.name, "create", row, None)
+    return to_out(row)
 
 
 @router.get("")
@@ -38,7 +72,11 @@ async def get_maintenance(
 
 @router.delete("/{window_id}")
 async def delete_maintenance(
-    window_id: int, session: SessionDep, _principal: Engineer
+    window_id: int, session: SessionDep, principal: Engineer
 ) -> MaintenanceOut:
     """Cancel a window: it ends now, or never starts."""
-    return to_out(await cancel_maintenance(session=session, window_id=window_id))
+    existing = await session.get(Maintenance, window_id)
+    before = _audit_view(existing) if existing is not None else None
+    row = await cancel_maintenance(session=session, window_id=window_id)
+    await _audit(session, principal.name, "cancel", row, before)
+    return to_out(row)

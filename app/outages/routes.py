@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Entity, record
 from app.clock import utc_now
 from app.deps import Engineer, SessionDep, SettingsDep, Viewer
 from app.inventory.schemas import Language
 from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.lifecycle import OutageState
+from app.outages.models import Outage
 from app.outages.noc import acknowledge, post_update, resolve
 from app.outages.queries import list_outages, outage_detail, to_out
 from app.outages.schemas import OutageDetail, OutageOut, OutagePage
@@ -97,12 +100,44 @@ def _policy(settings: Settings) -> PlanPolicy:
     )
 
 
+def _audit_view(outage: Outage) -> dict[str, Any]:
+    """What the audit log keeps of an outage: its state, cause and ETA."""
+    eta = outage.eta.isoformat() if outage.eta is not None else None
+    return {"state": outage.state, "cause": outage.cause, "eta": eta}
+
+
+async def _view_before(session: AsyncSession, outage_id: str) -> dict[str, Any] | None:
+    """The outage's audit view before a change, read under the lock the change takes."""
+    outage = await session.get(Outage, outage_id, with_for_update=True)
+    return _audit_view(outage) if outage is not None else None
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    outage: Outage,
+    before: dict[str, Any] | None,
+) -> None:
+    await record(
+        session=session,
+        actor=actor,
+        action=action,
+        entity=Entity.OUTAGE,
+        entity_id=outage.id,
+        before=before,
+        after=_audit_view(outage),
+    )
+
+
 @router.post("/{outage_id}/acknowledge")
 async def acknowledge_outage(
     outage_id: str, session: SessionDep, settings: SettingsDep, engineer: Engineer
 ) -> OutageOut:
     """Take the outage on (recorded on its timeline; customers are not told)."""
+    before = await _view_before(session, outage_id)
     outage = await acknowledge(session=session, outage_id=outage_id, actor=engineer.name)
+    await _audit(session, engineer.name, "acknowledge", outage, before)
     return to_out(outage, settings.public_base_url)
 
 
@@ -114,6 +149,7 @@ async def post_outage_update(
     state = OutageState(body.state) if body.state else None
     if state is None and body.template is not None:
         state = TEMPLATE_STATE.get(body.template)
+    before = await _view_before(session, outage_id)
     outage, event = await post_update(
         session=session,
         outage_id=outage_id,
@@ -125,6 +161,7 @@ async def post_outage_update(
         eta=body.eta,
         state=state,
     )
+    await _audit(session, engineer.name, "update", outage, before)
     planned = await plan_notices(
         session=session, event=event, now=utc_now(), policy=_policy(settings)
     )
@@ -136,9 +173,11 @@ async def resolve_outage(
     outage_id: str, body: ResolveIn, session: SessionDep, settings: SettingsDep, engineer: Engineer
 ) -> NocResult:
     """Resolve the outage (and those attached to it); its customers hear it is fixed."""
+    before = await _view_before(session, outage_id)
     outage, events = await resolve(
         session=session, outage_id=outage_id, actor=engineer.name, message=body.message
     )
+    await _audit(session, engineer.name, "resolve", outage, before)
     planned = 0
     for event in events:
         planned += await plan_notices(

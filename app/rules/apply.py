@@ -16,11 +16,12 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Entity, record
 from app.clock import Clock, utc_now
 from app.errors import field_path
 from app.exceptions import InvalidInputError
 from app.rules.schemas import AnyRule, RuleDefinition, rule_definition_json
-from app.rules.service import create_rule, list_rules, set_enabled, update_rule
+from app.rules.service import create_rule, list_rules, rule_snapshot, set_enabled, update_rule
 
 _definition: TypeAdapter[AnyRule] = TypeAdapter(RuleDefinition)
 
@@ -155,13 +156,39 @@ def parse_rules_file(raw: bytes, suffix: str) -> list[AnyRule]:
     return rules
 
 
+async def _audit(
+    session: AsyncSession,
+    actor: str,
+    rule_id: int,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    clock: Clock,
+) -> None:
+    await record(
+        session=session,
+        actor=actor,
+        action="apply",
+        entity=Entity.RULE,
+        entity_id=str(rule_id),
+        before=before,
+        after=after,
+        clock=clock,
+    )
+
+
 async def apply_rules(
-    *, session: AsyncSession, rules: list[AnyRule], prune: bool = False, clock: Clock = utc_now
+    *,
+    session: AsyncSession,
+    rules: list[AnyRule],
+    actor: str,
+    prune: bool = False,
+    clock: Clock = utc_now,
 ) -> ApplyReport:
     """Create missing rules, update changed ones, and with `prune` disable those not listed.
 
     Rules are matched by name. A changed rule gets a new version; a pruned one is disabled,
-    never deleted, so outages opened under it keep their history.
+    never deleted, so outages opened under it keep their history. Each change is audited
+    (action `apply`) under `actor`.
     """
     errors = duplicate_name_errors(enumerate(rule.name for rule in rules))
     if errors:
@@ -170,6 +197,7 @@ async def apply_rules(
     changes: list[RuleChange] = []
     for rule in rules:
         row = stored.get(rule.name)
+        before = rule_snapshot(row) if row is not None else None
         if row is None:
             row = await create_rule(session=session, rule=rule, clock=clock)
             action = ApplyAction.CREATED
@@ -178,12 +206,16 @@ async def apply_rules(
             action = ApplyAction.UPDATED
         else:
             action = ApplyAction.UNCHANGED
+        if action is not ApplyAction.UNCHANGED:
+            await _audit(session, actor, row.id, before, rule_snapshot(row), clock)
         changes.append(RuleChange(name=rule.name, action=action, version=row.version))
     if prune:
         listed = {rule.name for rule in rules}
         for name, row in sorted(stored.items()):
             if name not in listed and row.enabled:
+                before = rule_snapshot(row)
                 row = await set_enabled(session=session, rule_id=row.id, enabled=False, clock=clock)
+                await _audit(session, actor, row.id, before, rule_snapshot(row), clock)
                 changes.append(
                     RuleChange(name=name, action=ApplyAction.DISABLED, version=row.version)
                 )

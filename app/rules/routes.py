@@ -8,7 +8,9 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Entity, record
 from app.deps import Engineer, SessionDep, SettingsDep, Viewer
 from app.detection.telemetry import Contact, Telemetry
 from app.exceptions import InvalidInputError
@@ -20,6 +22,7 @@ from app.rules.service import (
     delete_rule,
     get_rule,
     list_rules,
+    rule_snapshot,
     rule_versions,
     set_enabled,
     update_rule,
@@ -66,6 +69,27 @@ def _out(rule: Rule) -> RuleOut:
     )
 
 
+async def _audit(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    rule_id: int,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Record a rule change; a request that changed nothing leaves no entry."""
+    if before != after:
+        await record(
+            session=session,
+            actor=actor,
+            action=action,
+            entity=Entity.RULE,
+            entity_id=str(rule_id),
+            before=before,
+            after=after,
+        )
+
+
 def _version_out(version: RuleVersion) -> RuleVersionOut:
     return RuleVersionOut(
         version=version.version,
@@ -77,10 +101,11 @@ def _version_out(version: RuleVersion) -> RuleVersionOut:
 
 @router.post("", status_code=201)
 async def post_rule(
-    rule: RuleDefinition, session: SessionDep, _engineer: Engineer, response: Response
+    rule: RuleDefinition, session: SessionDep, engineer: Engineer, response: Response
 ) -> RuleOut:
     """Create a rule (version 1). 409 when the name is taken."""
     row = await create_rule(session=session, rule=rule)
+    await _audit(session, engineer.name, "create", row.id, None, rule_snapshot(row))
     response.headers["Location"] = f"/v1/rules/{row.id}"
     return _out(row)
 
@@ -112,24 +137,33 @@ async def get_rule_versions(
 
 @router.put("/{rule_id}")
 async def put_rule(
-    rule_id: int, rule: RuleDefinition, session: SessionDep, _engineer: Engineer
+    rule_id: int, rule: RuleDefinition, session: SessionDep, engineer: Engineer
 ) -> RuleOut:
     """Replace a rule's definition; a change makes a new version."""
-    return _out(await update_rule(session=session, rule_id=rule_id, rule=rule))
+    before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
+    row = await update_rule(session=session, rule_id=rule_id, rule=rule)
+    await _audit(session, engineer.name, "update", rule_id, before, rule_snapshot(row))
+    return _out(row)
 
 
 @router.patch("/{rule_id}")
 async def patch_rule(
-    rule_id: int, body: EnabledIn, session: SessionDep, _engineer: Engineer
+    rule_id: int, body: EnabledIn, session: SessionDep, engineer: Engineer
 ) -> RuleOut:
     """Enable or disable a rule."""
-    return _out(await set_enabled(session=session, rule_id=rule_id, enabled=body.enabled))
+    before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
+    row = await set_enabled(session=session, rule_id=rule_id, enabled=body.enabled)
+    action = "enable" if body.enabled else "disable"
+    await _audit(session, engineer.name, action, rule_id, before, rule_snapshot(row))
+    return _out(row)
 
 
 @router.delete("/{rule_id}", status_code=204)
-async def remove_rule(rule_id: int, session: SessionDep, _engineer: Engineer) -> None:
+async def remove_rule(rule_id: int, session: SessionDep, engineer: Engineer) -> None:
     """Delete a rule that never opened an outage (409 otherwise: disable it instead)."""
+    before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
     await delete_rule(session=session, rule_id=rule_id)
+    await _audit(session, engineer.name, "delete", rule_id, before, None)
 
 
 @router.post("/{rule_id}/backtest")

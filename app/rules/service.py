@@ -23,6 +23,11 @@ def parse_definition(definition: dict[str, Any]) -> AnyRule:
     return _definition.validate_python(definition)
 
 
+def rule_snapshot(rule: Rule) -> dict[str, Any]:
+    """What the audit log keeps of a rule: its definition, whether it is on, its version."""
+    return {"definition": dict(rule.definition), "enabled": rule.enabled, "version": rule.version}
+
+
 async def _by_name(session: AsyncSession, name: str) -> Rule | None:
     rule: Rule | None = await session.scalar(select(Rule).where(Rule.name == name))
     return rule

@@ -100,6 +100,7 @@ async def env(
         "FOREWARN_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "FOREWARN_CORRELATE_MIN_CHILDREN": "0",
         "FOREWARN_LOG_FORMAT": "json",
+        "FOREWARN_METRICS_PORT": "0",  # two detectors on one host would share the default port
     }
 
 

@@ -373,6 +373,10 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("DELETE", "/v1/maintenance/1", Role.ENGINEER),
     ("GET", "/v1/customers/x/outages", Role.VIEWER),
     ("GET", "/v1/lookup", Role.VIEWER),
+    ("GET", "/v1/tokens", Role.ADMIN),
+    ("POST", "/v1/tokens", Role.ADMIN),
+    ("DELETE", "/v1/tokens/x", Role.ADMIN),
+    ("GET", "/v1/audit", Role.ENGINEER),
 ]
 
 
@@ -406,6 +410,7 @@ async def _protected_routes(client: ClientFactory) -> set[tuple[str, str]]:
         for method in operations:
             concrete = path.replace("{rule_id}", "1").replace("{window_id}", "1")
             concrete = concrete.replace("{outage_id}", "x").replace("{customer_id}", "x")
+            concrete = concrete.replace("{name}", "x")
             found.add((method.upper(), concrete))
     return found
 

@@ -129,6 +129,7 @@ async def settings(
         api_tokens=(ApiToken("test", Role.ADMIN, SecretStr(TOKEN)),),
         public_base_url="https://status.example.net",
         resolve_hold_minutes=0,  # tell "resolved" as soon as the clear is persisted
+        metrics_port=0,  # no probe server on a fixed port in tests
     )
 
 

@@ -35,7 +35,7 @@ async def apply(
     sessions: async_sessionmaker[AsyncSession], rules: list[AnyRule], *, prune: bool = False
 ) -> dict[str, tuple[ApplyAction, int]]:
     async with transaction(sessions) as session:
-        report = await apply_rules(session=session, rules=rules, prune=prune)
+        report = await apply_rules(session=session, rules=rules, actor="cli:test", prune=prune)
     return {change.name: (change.action, change.version) for change in report.changes}
 
 

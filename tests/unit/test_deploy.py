@@ -37,15 +37,13 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 METRIC_SOURCES = ("app", "consumers", "notifiers")
 
 # Metrics another engineer has announced but not merged yet: name -> (type, label names).
-# The deploy files may already query them. Keep this list to these five; an entry is ignored
+# The deploy files may already query them. Keep this list to these; an entry is ignored
 # once the code defines the name (the code wins), so delete it then. Any other name that the
 # code does not define fails the test.
 ANNOUNCED_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "forewarn_outages": ("Gauge", ("state", "severity")),
     "forewarn_update_overdue_outages": ("Gauge", ()),
     "forewarn_circuit_open": ("Gauge", ("channel", "provider")),
-    "forewarn_http_requests_total": ("Counter", ("method", "route", "status")),
-    "forewarn_http_request_seconds": ("Histogram", ("method", "route", "status")),
 }
 # Settings announced with those metrics (the metrics port of detector, planner, notifier).
 ANNOUNCED_SETTINGS = {"FOREWARN_METRICS_PORT"}
