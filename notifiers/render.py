@@ -146,6 +146,7 @@ class Renderer:
     def render(self, facts: NoticeFacts) -> Rendered:
         template = self._template(facts.stage, facts.language)
         language = facts.language if facts.language in SERVICE_NAMES else DEFAULT_LANGUAGE
+
         def when(moment: datetime | None) -> str:
             return "" if moment is None else _when(moment, facts.timezone, language)
 
