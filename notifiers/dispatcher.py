@@ -309,7 +309,8 @@ class Dispatcher:
                 message=window.reason,
                 window_start=window.starts_at,
                 window_end=window.ends_at,
-            )
+            ),
+            max_sms_segments=self.settings.sms_max_segments,
         )
         return self._as_notice(row, to, rendered, unsubscribe)
 
@@ -350,7 +351,8 @@ class Dispatcher:
                 unsubscribe_url=unsubscribe,
                 message=message,
                 cause=outage.cause,
-            )
+            ),
+            max_sms_segments=self.settings.sms_max_segments,
         )
         return self._as_notice(row, to, rendered, unsubscribe)
 

@@ -7,7 +7,7 @@ Each `templates/<language>/<stage>.j2` defines the blocks `subject`, `sms`, `tex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +23,8 @@ from jinja2 import (
     TemplateNotFound,
     select_autoescape,
 )
+
+from notifiers.segments import sms_length
 
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_LANGUAGE = "en"
@@ -108,6 +110,18 @@ def _services(services: tuple[str, ...], language: str) -> str:
     return _plain(format_list([names.get(s, s) for s in services], locale=language))
 
 
+def _cut(sms: str, link: str, segments: int) -> str:
+    """Shorten `sms` at a word so it fits `segments`, keeping the status link at its end."""
+    body = sms.replace(link, "").strip()
+    words = body.split()
+    while words:
+        candidate = " ".join(words) + "… " + link
+        if sms_length(candidate).segments <= segments:
+            return candidate
+        words.pop()
+    return link
+
+
 class Renderer:
     """Turn `NoticeFacts` into a subject, an SMS body, a text and an HTML e-mail."""
 
@@ -143,7 +157,21 @@ class Renderer:
         """The languages with a template for `stage`."""
         return sorted(p.parent.name for p in self._templates.glob(f"*/{stage}.j2"))
 
-    def render(self, facts: NoticeFacts) -> Rendered:
+    def render(self, facts: NoticeFacts, *, max_sms_segments: int | None = None) -> Rendered:
+        """Render every part; an SMS over `max_sms_segments` drops the NOC's free text (it
+        stays in the e-mail and on the status page) and, if still too long, is cut at a word
+        before the status link."""
+        rendered = self._render(facts)
+        if max_sms_segments is None or sms_length(rendered.sms).segments <= max_sms_segments:
+            return rendered
+        if facts.message:
+            shorter = self._render(replace(facts, message=None, cause=None))
+            rendered = replace(rendered, sms=shorter.sms)
+        if sms_length(rendered.sms).segments > max_sms_segments:
+            rendered = replace(rendered, sms=_cut(rendered.sms, facts.status_url, max_sms_segments))
+        return rendered
+
+    def _render(self, facts: NoticeFacts) -> Rendered:
         template = self._template(facts.stage, facts.language)
         language = facts.language if facts.language in SERVICE_NAMES else DEFAULT_LANGUAGE
 

@@ -277,3 +277,19 @@ def test_a_spanish_sms_forced_into_ucs2_still_fits_three_segments(stage: str) ->
 
     assert length.encoding == "UCS-2"
     assert length.segments <= 3, (length, rendered.sms)
+
+
+def test_an_sms_over_the_segment_limit_drops_the_free_text_then_is_cut_before_the_link() -> None:
+    from notifiers.segments import sms_length
+
+    long_message = "Bauarbeiten an der Hauptstraße haben ein Glasfaserkabel beschädigt. " * 4
+    facts_ = facts(stage="update", language="de", message=long_message.strip())
+    full = Renderer().render(facts_)
+    limited = Renderer().render(facts_, max_sms_segments=2)
+    tiny = Renderer().render(facts_, max_sms_segments=1)
+
+    assert sms_length(full.sms).segments > 2
+    assert sms_length(limited.sms).segments <= 2 and "Glasfaserkabel" not in limited.sms
+    assert long_message.strip() in limited.text  # the e-mail still says it all
+    assert sms_length(tiny.sms).segments == 1
+    assert tiny.sms.endswith("https://status.example.net/o/abc")
