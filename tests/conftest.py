@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.db",
     "tests.fixtures.notify",
+    "tests.fixtures.cli",
 ]

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import structlog
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from app.migrate import upgrade_to_head
 from app.settings import Role
 from consumers.broker import TOPICS
 from tests.fixtures.kafka import TopicFactory
@@ -198,21 +195,7 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-@pytest.fixture
-def sqlite_cli_database(tmp_path: Path) -> Iterator[str]:
-    """A migrated SQLite file; the logging set-up the CLI installs is undone afterwards."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'forewarn.db'}"
-    upgrade_to_head(url)
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield url
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def test_the_cli_backtests_a_recorded_file(tmp_path: Path, sqlite_cli_database: str) -> None:
+def test_the_cli_backtests_a_recorded_file(tmp_path: Path, cli_database: Path) -> None:
     from forewarn.cli import app
 
     recorded = tmp_path / "telemetry.ndjson"
@@ -221,7 +204,7 @@ def test_the_cli_backtests_a_recorded_file(tmp_path: Path, sqlite_cli_database: 
     inventory_file.write_bytes(orjson.dumps(inventory()))
     rules_file = tmp_path / "rules.json"
     rules_file.write_bytes(orjson.dumps([RULE]))
-    env = {"FOREWARN_DATABASE_URL": sqlite_cli_database}
+    env = {"FOREWARN_DATABASE_URL": f"sqlite+aiosqlite:///{cli_database}"}
     runner = CliRunner()
     assert runner.invoke(app, ["inventory", "import", str(inventory_file)], env=env).exit_code == 0
     assert runner.invoke(app, ["rules", "apply", str(rules_file)], env=env).exit_code == 0

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
@@ -19,7 +16,6 @@ from app.inventory.csv_import import import_inventory_dir, parse_inventory_csv, 
 from app.inventory.models import Customer, Device
 from app.inventory.schemas import InventorySummary
 from app.inventory.service import inventory_summary, parse_inventory
-from app.migrate import upgrade_to_head
 from forewarn.cli import app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -163,20 +159,6 @@ def test_a_malformed_csv_set_is_refused_naming_the_place(
 
 
 # The CLI, end to end, against a fresh migrated SQLite file.
-
-
-@pytest.fixture
-def cli_database(tmp_path: Path) -> Iterator[Path]:
-    """A migrated SQLite file; the logging set-up the CLI installs is undone afterwards."""
-    path = tmp_path / "forewarn.db"
-    upgrade_to_head(f"sqlite+aiosqlite:///{path}")
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield path
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def run(database: Path, *args: str) -> tuple[int, str]:

@@ -4,14 +4,12 @@ processes that do not serve the API."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -154,18 +152,6 @@ async def test_a_process_without_the_api_serves_probes_on_the_metrics_port_until
     assert set(ready.json()["checks"]) == {"database", "broker"}
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), 1).close()
-
-
-@pytest.fixture
-def cli_database(tmp_path: Path) -> Iterator[Path]:
-    """A SQLite file path; the logging set-up the CLI installs is undone afterwards."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield tmp_path / "forewarn.db"
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_the_cli_stops_with_the_setting_name_when_the_metrics_port_is_taken(

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-import structlog
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from app.db import transaction
 from app.exceptions import InvalidInputError
-from app.migrate import upgrade_to_head
 from app.rules.apply import ApplyAction, apply_rules, parse_rules_file
 from app.rules.schemas import AnyRule
 from app.rules.service import list_rules, parse_definition, rule_versions
@@ -167,20 +163,6 @@ async def test_duplicate_names_are_refused_before_anything_is_stored(
 
 
 # The CLI, end to end, against a fresh migrated SQLite file.
-
-
-@pytest.fixture
-def cli_database(tmp_path: Path) -> Iterator[Path]:
-    """A migrated SQLite file; the logging set-up the CLI installs is undone afterwards."""
-    path = tmp_path / "forewarn.db"
-    upgrade_to_head(f"sqlite+aiosqlite:///{path}")
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield path
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def run(database: Path, *args: str) -> tuple[int, str]:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import structlog
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +16,6 @@ from typer.testing import CliRunner
 from app.auth import TokenRegistry, UnauthenticatedError
 from app.db import transaction
 from app.exceptions import ConflictError
-from app.migrate import upgrade_to_head
 from app.settings import ApiToken, Role
 from app.tokens.models import StoredToken
 from app.tokens.service import (
@@ -184,20 +180,6 @@ async def test_settings_tokens_are_seeded_as_digests_listed_and_only_they_authen
 
 
 # The CLI, end to end, against a fresh migrated SQLite file.
-
-
-@pytest.fixture
-def cli_database(tmp_path: Path) -> Iterator[Path]:
-    """A migrated SQLite file; the logging set-up the CLI installs is undone afterwards."""
-    path = tmp_path / "forewarn.db"
-    upgrade_to_head(f"sqlite+aiosqlite:///{path}")
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield path
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_the_cli_creates_lists_and_revokes_tokens_printing_a_token_only_once(
