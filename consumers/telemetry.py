@@ -219,13 +219,15 @@ class Detector:
         log.info("partitions reassigned; engine reconciled", active_outages=len(active))
 
     async def _refresh(self) -> None:
-        """Pick up rule and inventory changes without a restart."""
+        """Pick up rule and inventory changes, and outages the NOC closed, without a restart."""
         async with transaction(self.sessions) as session:
             self.engine.replace_rules(await enabled_rule_specs(session=session))
             self.engine.replace_topology(await load_topology(session=session))
             self.engine.replace_maintenance(
                 await maintenance_windows(session=session, now=self.clock())
             )
+            if not self._unpersisted:
+                self.engine.forget_closed(await active_outages(session=session))
         self.metrics.tracked_scopes.set(self.engine.tracked_scopes())
 
     async def _process(

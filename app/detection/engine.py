@@ -442,7 +442,13 @@ class DetectionEngine:
         kept: they are facts, whoever holds the partition.
         """
         persisted = list(active)
-        keys = {(o.rule_id, o.scope_level, o.scope_id) for o in persisted}
+        self.forget_closed(persisted)
+        self._seed(persisted)
+
+    def forget_closed(self, active: Iterable[ActiveOutage]) -> None:
+        """Put back to idle every scope whose outage is no longer open in the database (the NOC
+        resolved it), so that a condition that still holds opens a new outage."""
+        keys = {(o.rule_id, o.scope_level, o.scope_id) for o in active}
         for rule_id, runtime in self._rules.items():
             level = runtime.spec.scope.value
             for scope, state in runtime.scopes.items():
@@ -456,7 +462,6 @@ class DetectionEngine:
                 parent.children = {
                     c for c in parent.children if runtime.scopes[c].phase in ACTIVE_PHASES
                 }
-        self._seed(persisted)
 
     def _seed(self, active: Iterable[ActiveOutage]) -> None:
         for outage in active:

@@ -148,3 +148,33 @@ def test_replaying_the_same_events_gives_the_same_transitions() -> None:
         OutageState.RESOLVED,
     ]
     assert first[1].at - first[1].started_at == timedelta(seconds=30)
+
+
+def test_an_outage_the_noc_resolved_while_it_still_holds_opens_again() -> None:
+    engine = DetectionEngine([spec(**{"for": "0s"})], topology())
+    opened = engine.feed(readings(T0, 0, down=12))
+    assert [t.to_state for t in opened] == [OutageState.SUSPECTED, OutageState.OPEN]
+
+    engine.forget_closed([])  # the database has no open outage any more
+    again = engine.feed(readings(T0 + 10, 0, down=12))
+
+    assert [(t.scope_id, t.to_state) for t in again] == [
+        ("node-0", OutageState.SUSPECTED),
+        ("node-0", OutageState.OPEN),
+    ]
+    assert again[0].started_at > opened[0].started_at
+
+
+def test_forgetting_closed_outages_keeps_the_ones_still_open() -> None:
+    engine = DetectionEngine([spec(**{"for": "0s"})], topology())
+    opened = engine.feed(readings(T0, 0, down=12))[-1]
+    active = ActiveOutage(
+        rule_id=1,
+        scope_level="node",
+        scope_id="node-0",
+        state=OutageState.OPEN,
+        started_at=opened.started_at.timestamp(),
+        suspected_at=opened.started_at.timestamp(),
+    )
+    engine.forget_closed([active])
+    assert engine.feed(readings(T0 + 10, 0, down=12)) == []
