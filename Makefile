@@ -31,8 +31,23 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+PEER := .venv-peer
+
+$(PEER)/.installed:
+	@test -d $(PEER) || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install --quiet 'quixstreams>=3,<4'
+	@touch $@
+
+## Every benchmark; figures in bench/results/, plots in docs/img/ (docs/benchmarks.md).
+bench: $(STAMP) $(PEER)/.installed
+	$(BIN)/pip install --quiet -e '.[embedded,dev,bench]'
+	FOREWARN_PEER_PYTHON=$(PEER)/bin/python $(BIN)/python -m bench
+	$(BIN)/python -m bench.plots
+
+## The fault, load and poison suite at five times the size `make test` runs it (docs/reliability.md).
+.PHONY: reliability
+reliability: $(STAMP)
+	FOREWARN_RELIABILITY_SCALE=5 $(BIN)/pytest -m reliability -p no:cacheprovider tests/reliability
 
 clean:
-	rm -rf $(VENV) forewarn.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER) forewarn.db .pytest_cache .mypy_cache .ruff_cache

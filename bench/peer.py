@@ -1,34 +1,49 @@
 """Peer: the same `ratio_down` rule as a Quix Streams application, over the same topic, same run.
 
 Needs `pip install quixstreams` (not a Forewarn dependency; without it this benchmark skips).
+Note quixstreams 3.28 pins pydantic<2.14 and pydantic-settings<2.16, below what Forewarn's
+own install resolves to; it runs with the newer ones all the same (pip only warns).
 
 1. Produce N telemetry messages to a fresh topic on the embedded broker (as `bench.detector`).
 2. Baseline: the raw aiokafka consume + decode rate of that topic.
 3. Forewarn: the real `Detector` with one `ratio_down` rule per metric (steady-state rate).
-4. Peer: a Quix Streams application in its own process (`python -m bench.peer --worker ...`),
-   grouped by node (the message key), keeping each device's latest reading per metric in its
-   RocksDB state store, and emitting `open` when more than 30% of at least 5 devices seen are
-   down and `clear` below 10%, to an output topic. Timed from its first processed message to
-   its N-th, so process start-up and the consumer-group join are not counted (as for Forewarn).
+4. Peer: a Quix Streams application in its own process (`python -m bench.peer --worker ...`):
+   state scoped by node (the message key), one RocksDB state entry per metric holding its
+   devices' latest readings, the down count and whether an outage is open (one get and one
+   set per message: measured faster than an entry per device, 45k against 35k msg/s), `open`
+   emitted when more than 30% of at least 5 devices seen are down and `clear` below 10%, to
+   an output topic. Timed from its first processed message to its N-th, so process start-up
+   and the consumer-group join are not counted (as for Forewarn).
+   It runs twice: with Quix's default changelog topic (fault-tolerant state, every state
+   write also produced to Kafka) and without it (local RocksDB only; Forewarn keeps no such
+   log either, it rebuilds device state by replaying telemetry after the committed offset).
 5. Both must find the same outages: Forewarn's persisted node outages against the peer's
    `open` events read back from its output topic, per (node, metric).
 
-Settings the peer needs on the embedded broker (Tansu: no idempotent producer, no
-transactions): `processing_guarantee="at-least-once"` (exactly-once needs transactions) and
-`producer_extra_config={"enable.idempotence": False}` (Quix turns idempotence on by default
-for its internal producer). See `PEER_NOTES` for the full list as measured.
+What the embedded broker (Tansu 0.6.0) does with the peer, as tried:
+- Quix reads the input topic's `retention.ms` through DescribeConfigs to derive its changelog
+  topic's config, and Tansu returns only configs set explicitly, so a topic created without
+  one fails with `KeyError: 'retention.ms'` (with `use_changelog_topics=False` too): the
+  input topic is created here with an explicit `retention.ms`. That is the one setting needed.
+- librdkafka's idempotent producer (Quix's default) starts and produces without error; only
+  aiokafka's InitProducerId fails. It is turned off anyway, for parity with Forewarn's producer.
+- `processing_guarantee="exactly-once"` also runs, but it is not exactly-once: Tansu accepts
+  the transaction calls and then shows records of aborted transactions to `read_committed`
+  consumers. So the peer runs at-least-once, as Forewarn does.
+- Changelog topics are created by Quix itself and work.
+- ListOffsets (latest) answers the last batch's base offset + 1, not the log end (1,000 records
+  in one batch: end offset 1), so the output topic is read back until it is quiet, not to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -36,6 +51,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -48,103 +64,42 @@ from consumers.broker import EmbeddedBroker, ensure_topics
 
 console = Console()
 ROOT = Path(__file__).resolve().parents[1]
-THRESHOLD, CLEAR_THRESHOLD, MIN_DEVICES = 0.3, 0.1, 5
+THRESHOLD, CLEAR_THRESHOLD, MIN_DEVICES = 0.3, 0.1, 5  # the rules `seed_database` creates
 RESULT_MARK = "PEER-RESULT "
-SKIP_MESSAGE = "peer benchmark skipped: quixstreams is not installed (pip install quixstreams)"
+SOURCE_RETENTION_MS = 7 * 24 * 3600 * 1000  # Kafka's default, stated explicitly for the peer
+# The peer runs in its own interpreter: quixstreams pins pydantic below what Forewarn needs, so
+# `make bench` gives it a virtualenv of its own (.venv-peer) and names it here.
+PEER_PYTHON = os.environ.get("FOREWARN_PEER_PYTHON", sys.executable)
+SKIP_MESSAGE = (
+    "peer benchmark skipped: quixstreams is not installed for "
+    f"{PEER_PYTHON} (make bench installs it in .venv-peer)"
+)
 
 # Every non-default setting the peer is given, and why; copied into the results.
 PEER_NOTES = [
-    'processing_guarantee="at-least-once": exactly-once needs Kafka transactions',
-    'producer_extra_config={"enable.idempotence": False}: Quix enables it by default',
+    "input topic created with an explicit retention.ms (needed: Quix derives its changelog "
+    "config from it and Tansu's DescribeConfigs returns only explicit configs)",
+    'processing_guarantee="at-least-once" (exactly-once runs on Tansu but aborts are not honoured)',
+    'producer_extra_config={"enable.idempotence": False} (not needed on Tansu 0.6.0; parity)',
     'auto_offset_reset="earliest", a fresh consumer group, a temporary state_dir',
-    "consumer session.timeout.ms=6000 (as Forewarn's bench): only shortens the untimed join",
+    "consumer session.timeout.ms=6000, as Forewarn's bench: only shortens the untimed join",
+    "commit_interval left at Quix's 5 s default (Forewarn commits after every batch)",
 ]
 
 ScopeKey = tuple[str, str]  # (node, metric)
 
 
-# -- the peer application (runs in its own process) -----------------------------------------
-
-
-def _worker(
-    bootstrap: str, topic: str, output: str, messages: int, state_dir: str, group: str
-) -> dict[str, Any]:
-    from quixstreams import Application, State
-
-    app = Application(
-        broker_address=bootstrap,
-        consumer_group=group,
-        auto_offset_reset="earliest",
-        processing_guarantee="at-least-once",
-        state_dir=state_dir,
-        producer_extra_config={"enable.idempotence": False},
-        consumer_extra_config={"session.timeout.ms": 6000},
-        loglevel="WARNING",
-    )
-    source = app.topic(topic, key_deserializer="str", value_deserializer="json")
-    sink = app.topic(output, key_serializer="str", value_serializer="json")
-
-    processed = 0
-    first = last = 0.0
-
-    def rule(event: dict[str, Any], state: State) -> dict[str, Any] | None:
-        """One node's `ratio_down` for the event's metric; the state is scoped by the key."""
-        nonlocal processed, first, last
-        processed += 1
-        if processed == 1:
-            first = time.perf_counter()
-        if processed >= messages:
-            last = time.perf_counter()
-            app.stop()
-        metric, ts, is_down = event["metric"], event["ts"], event["value"] == 0
-        device_key = f"{metric}|{event['device_id']}"
-        reading = [ts, is_down]
-        previous = state.get(device_key)
-        # Newest reading wins; at equal times, down wins (as Forewarn's RatioSignal).
-        if previous is not None and previous >= reading:
-            return None
-        seen, down, is_open = state.get(metric) or (0, 0, False)
-        if previous is None:
-            seen += 1
-        else:
-            down -= previous[1]
-        down += is_down
-        state.set(device_key, reading)
-        ratio = down / seen
-        emitted: dict[str, Any] | None = None
-        if not is_open and seen >= MIN_DEVICES and ratio > THRESHOLD:
-            is_open = True
-            emitted = {"state": "open", "metric": metric, "ts": ts, "down": down, "seen": seen}
-        elif is_open and ratio < CLEAR_THRESHOLD:
-            is_open = False
-            emitted = {"state": "clear", "metric": metric, "ts": ts, "down": down, "seen": seen}
-        state.set(metric, (seen, down, is_open))
-        return emitted
-
-    sdf = app.dataframe(source)
-    sdf = sdf.apply(rule, stateful=True).filter(lambda value: value is not None)
-    sdf.to_topic(sink)
-    app.run()
-    stopped = time.perf_counter()
-    return {
-        "processed": processed,
-        "seconds": last - first,
-        "msgs_per_s": (processed - 1) / (last - first) if last > first else 0.0,
-        "shutdown_s": stopped - last,  # final checkpoint (flush, state, commit) and close
-    }
-
-
 # -- the comparison (runs the broker, Forewarn and the peer's process) ----------------------
 
 
-async def peer_rate(bootstrap: str, topic: str, output: str, messages: int) -> dict[str, Any]:
+async def peer_rate(
+    bootstrap: str, topic: str, output: str, messages: int, changelog: bool
+) -> dict[str, Any]:
     """Run the peer in its own process until it has processed `messages`; return its figures."""
     with tempfile.TemporaryDirectory(prefix="bench-peer-state-") as state_dir:
         command = [
-            sys.executable,
-            "-m",
-            "bench.peer",
-            "--worker",
+            PEER_PYTHON,
+            str(ROOT / "bench" / "peer_app.py"),
             "--bootstrap",
             bootstrap,
             "--topic",
@@ -157,11 +112,17 @@ async def peer_rate(bootstrap: str, topic: str, output: str, messages: int) -> d
             state_dir,
             "--group",
             f"bench-peer-{uuid.uuid4().hex[:8]}",
+            "--changelog" if changelog else "--no-changelog",
         ]
         process = await asyncio.create_subprocess_exec(
             *command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=1800)
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=1800)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
     lines = [line for line in stdout.decode().splitlines() if line.startswith(RESULT_MARK)]
     if process.returncode != 0 or not lines:
         tail = "\n".join(stderr.decode(errors="replace").splitlines()[-30:])
@@ -179,11 +140,13 @@ async def peer_opens(bootstrap: str, output: str) -> tuple[Counter[ScopeKey], in
         partitions = [TopicPartition(output, number) for number in sorted(numbers)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)  # a lower bound on Tansu: see above
         opens: Counter[ScopeKey] = Counter()
         clears = 0
-        while any(await consumer.position(p) < ends[p] for p in partitions):
+        while True:
             batch = await consumer.getmany(timeout_ms=1000)
+            if not batch and not [p for p in partitions if await consumer.position(p) < ends[p]]:
+                break
             for records in batch.values():
                 for record in records:
                     event = orjson.loads(record.value or b"{}")
@@ -215,7 +178,25 @@ async def forewarn_opens(database_url: str) -> Counter[ScopeKey]:
 
 
 def _scopes(opens: Counter[ScopeKey]) -> list[str]:
-    return [f"{node}/{metric}" + (f" x{n}" if n > 1 else "") for (node, metric), n in opens.items()]
+    """`node/metric` per scope with an outage, `x<n>` when it opened more than once."""
+    return sorted(
+        f"{node}/{metric}" + (f" x{n}" if n > 1 else "") for (node, metric), n in opens.items()
+    )
+
+
+async def create_source_topic(bootstrap: str, topic: str) -> None:
+    """The telemetry topic, with its retention set explicitly (see `PEER_NOTES`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, 1, 1, topic_configs={"retention.ms": str(SOURCE_RETENTION_MS)})]
+        )
+    finally:
+        await admin.close()
+
+
+PEERS = {"peer": True, "peer_no_changelog": False}  # figure name -> use_changelog_topics
 
 
 async def run(messages: int, devices: int) -> dict[str, Any]:
@@ -228,10 +209,12 @@ async def run(messages: int, devices: int) -> dict[str, Any]:
             kafka_session_timeout_ms=6000,
         )
         topic = settings.topic("telemetry")
-        output = settings.topic("peer-outages")
+        outputs = {name: settings.topic(f"{name}.outages") for name in PEERS}
+        await create_source_topic(bootstrap, topic)
         await ensure_topics(
             bootstrap,
-            [settings.topic(t) for t in ("telemetry", "outage-events", "telemetry.dlq")] + [output],
+            [settings.topic(t) for t in ("telemetry", "outage-events", "telemetry.dlq")]
+            + list(outputs.values()),
             1,
         )
         console.print(f"{messages:,} messages from {devices:,} devices, {len(METRICS)} rules")
@@ -241,62 +224,85 @@ async def run(messages: int, devices: int) -> dict[str, Any]:
         await seed_database(settings.database_url, devices)
         ours, outages = await detector_rate(settings, topic, messages)
         console.print(f"forewarn detector: {ours:,.0f} msg/s ({outages} outage(s) persisted)")
-        theirs = await peer_rate(bootstrap, topic, output, messages)
-        peer = float(theirs["msgs_per_s"])
-        console.print(
-            f"quix streams peer: {peer:,.0f} msg/s "
-            f"(+{theirs['shutdown_s']:.1f}s final checkpoint and close, not counted)"
-        )
         ours_opened = await forewarn_opens(settings.database_url)
-        peer_opened, peer_clears = await peer_opens(bootstrap, output)
-    same = ours_opened == peer_opened
+        rates: dict[str, float] = {}
+        opened: dict[str, Counter[ScopeKey]] = {}
+        clears: dict[str, int] = {}
+        for name, changelog in PEERS.items():
+            theirs = await peer_rate(bootstrap, topic, outputs[name], messages, changelog)
+            rates[name] = float(theirs["msgs_per_s"])
+            console.print(
+                f"quix streams {name}: {rates[name]:,.0f} msg/s "
+                f"(then {theirs['shutdown_s']:.1f}s of final checkpoint and close, not counted)"
+            )
+            opened[name], clears[name] = await peer_opens(bootstrap, outputs[name])
     notes = list(PEER_NOTES)
-    if not same:
-        notes.append(
-            f"OUTAGES DIFFER: forewarn {sorted(_scopes(ours_opened))}, "
-            f"peer {sorted(_scopes(peer_opened))}"
-        )
+    same = all(found == ours_opened for found in opened.values())
+    for name, found in opened.items():
+        if found != ours_opened:
+            notes.append(
+                f"OUTAGES DIFFER: forewarn {_scopes(ours_opened)}, {name} {_scopes(found)}"
+            )
+    peer, fastest = rates["peer"], rates["peer_no_changelog"]
     figures: dict[str, Any] = {
         "messages": messages,
         "devices": devices,
         "raw": round(raw),
         "forewarn": round(ours),
         "peer": round(peer),
+        "peer_no_changelog": round(fastest),
         "forewarn_over_peer": round(ours / peer, 2),
+        "forewarn_over_peer_no_changelog": round(ours / fastest, 2),
         "forewarn_over_raw": round(ours / raw, 3),
         "peer_over_raw": round(peer / raw, 3),
-        "forewarn_outages": sorted(_scopes(ours_opened)),
-        "peer_outages": sorted(_scopes(peer_opened)),
-        "peer_clears": peer_clears,
+        "peer_no_changelog_over_raw": round(fastest / raw, 3),
+        "forewarn_outages": _scopes(ours_opened),
+        "peer_outages": _scopes(opened["peer"]),
+        "peer_no_changelog_outages": _scopes(opened["peer_no_changelog"]),
+        "peer_clears": clears["peer"],
         "same_outages": same,
         "quixstreams": _quix_version(),
         "notes": notes,
     }
     table = Table(title="Forewarn against a Quix Streams peer (same broker, same topic, same run)")
-    shown = ("raw", "forewarn", "peer", "forewarn_over_peer", "forewarn_over_raw", "peer_over_raw")
-    for key in shown:
+    table.add_column("msg/s")
+    columns = ("raw", "forewarn", "peer", "peer_no_changelog")
+    for key in columns:
         table.add_column(key, justify="right")
-    table.add_row(*(f"{figures[k]:,}" for k in shown))
+    table.add_row("rate", *(f"{figures[k]:,}" for k in columns))
+    table.add_row(
+        "forewarn over",
+        f"{ours / raw:.3f}",
+        "1",
+        f"{figures['forewarn_over_peer']}x",
+        f"{figures['forewarn_over_peer_no_changelog']}x",
+    )
     console.print(table)
     style = "green" if same else "bold red"
     console.print(
-        f"[{style}]outages: forewarn {figures['forewarn_outages']}, "
-        f"peer {figures['peer_outages']}[/{style}]"
+        f"[{style}]outages opened: forewarn {figures['forewarn_outages']}, "
+        f"peer {figures['peer_outages']}, "
+        f"peer_no_changelog {figures['peer_no_changelog_outages']}[/{style}]"
     )
     for note in notes:
         console.print(f"  - {note}")
     return figures
 
 
-def _quix_version() -> str:
-    from importlib.metadata import version
-
-    return version("quixstreams")
+def _quix_version() -> str | None:
+    """The peer interpreter's quixstreams version, or None when it has none."""
+    probe = subprocess.run(  # noqa: S603 - a fixed one-liner in the peer's interpreter
+        [PEER_PYTHON, "-c", "import importlib.metadata as m; print(m.version('quixstreams'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return probe.stdout.strip() if probe.returncode == 0 else None
 
 
 def run_peer(messages: int, devices: int) -> dict[str, Any] | None:
     """The comparison's figures, or None (with a message) when quixstreams is not installed."""
-    if importlib.util.find_spec("quixstreams") is None:
+    if _quix_version() is None:
         console.print(f"[yellow]{SKIP_MESSAGE}[/yellow]")
         return None
     return asyncio.run(run(messages, devices))
@@ -306,19 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--worker", action="store_true", help="internal: run the peer app only")
-    parser.add_argument("--bootstrap")
-    parser.add_argument("--topic")
-    parser.add_argument("--output")
-    parser.add_argument("--state-dir")
-    parser.add_argument("--group")
     args = parser.parse_args(argv)
-    if args.worker:
-        result = _worker(
-            args.bootstrap, args.topic, args.output, args.messages, args.state_dir, args.group
-        )
-        print(RESULT_MARK + json.dumps(result), flush=True)
-        return
     figures = run_peer(args.messages, args.devices)
     if figures is not None:
         print(json.dumps(figures, indent=2))
