@@ -29,8 +29,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedBroker:
     """A Tansu broker child process on a loopback port, memory-only.
 
-    Known limits (measured): no idempotent producer and no transactions, and nothing survives
-    a restart. Forewarn is built for at-least-once delivery with idempotent effects anyway.
+    Known limits (measured): aiokafka's idempotent producer fails on it; transactions are
+    accepted but records of aborted ones stay visible to read_committed consumers; ListOffsets
+    answers the last batch's base offset + 1 for "latest" and offset 0 for any time; a group
+    join waits half the session timeout; nothing survives a restart. Forewarn is built for
+    at-least-once delivery with idempotent effects anyway, and its readers do not trust the
+    broker's end offsets (they read to the high-water mark the fetches report).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
