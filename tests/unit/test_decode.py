@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.decode import MAX_MESSAGE_BYTES, decode_telemetry
+from consumers.decode import (
+    MAX_MESSAGE_BYTES,
+    decode_telemetry,
+    decode_telemetry_into,
+    decode_telemetry_message,
+)
 from consumers.exceptions import DecodeError
 
 GOOD = {"ts": 1_763_800_000_000, "device_id": "cpe-0001", "metric": "cpe.online", "value": 1}
@@ -114,3 +119,49 @@ def test_any_json_value_either_decodes_or_raises_a_decode_error(value: object) -
         decode_telemetry(raw)
     except DecodeError as exc:
         assert exc.reason
+
+
+def _both(raw: bytes) -> tuple[object, object]:
+    """What the detector's hot path and the plain decoder make of the same bytes."""
+    fast: list[object] = []
+    try:
+        decode_telemetry_into(raw, fast)
+        fast_result: object = fast
+    except DecodeError as exc:
+        fast_result = exc.reason
+    try:
+        slow_result: object = decode_telemetry_message(raw)
+    except DecodeError as exc:
+        slow_result = exc.reason
+    return fast_result, slow_result
+
+
+MESSAGE_PARTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "ts": st.integers(-(2**70), 2**70)
+        | st.floats(allow_nan=False)
+        | st.sampled_from(["2026-11-22T08:00:00Z", "yesterday", ""])
+        | st.just(1_763_800_000_000),
+        "device_id": st.text(max_size=5) | st.integers() | st.none(),
+        "metric": st.text(max_size=5) | st.booleans(),
+        "value": st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=3),
+        "labels": st.dictionaries(st.text(max_size=3), st.text(max_size=3) | st.integers())
+        | st.none(),
+        "event": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    },
+)
+
+
+@given(MESSAGE_PARTS)
+def test_the_hot_path_and_the_plain_decoder_agree_on_every_message(
+    message: dict[str, object],
+) -> None:
+    fast, slow = _both(json.dumps(message).encode())
+    assert fast == slow
+
+
+@given(st.binary(max_size=256))
+def test_the_hot_path_and_the_plain_decoder_agree_on_any_bytes(raw: bytes) -> None:
+    fast, slow = _both(raw)
+    assert fast == slow
