@@ -15,6 +15,7 @@ from rich.console import Console
 from app.logs import configure_logging
 from app.settings import Settings
 from forewarn.rules_cli import rules_app
+from forewarn.simulate_cli import simulate
 from forewarn.tokens_cli import token_app
 
 app = typer.Typer(
@@ -223,6 +224,9 @@ def demo(
             exit_when_resolved=exit_when_resolved,
         )
     )
+
+
+app.command("simulate")(simulate)
 
 
 def main() -> None:

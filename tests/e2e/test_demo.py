@@ -48,24 +48,31 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_the_demo_detects_the_fault_tells_customers_and_stops_by_itself(tmp_path: Path) -> None:
+def test_the_demo_finds_both_faults_before_customers_call_tells_them_and_stops_by_itself(
+    tmp_path: Path,
+) -> None:
+    # scenarios/demo.yaml with its first fault 10 s in, lasting 30 s: 20x scenario time.
+    started = time.monotonic()
     process = demo(
-        tmp_path,
-        "--fault-after",
-        "5",
-        "--fault-duration",
-        "30",
-        "--for",
-        "10s",
-        "--exit-when-resolved",
+        tmp_path, "--fault-after", "10", "--fault-duration", "30", "--exit-when-resolved"
     )
     output, _ = process.communicate(timeout=240)
+    elapsed = time.monotonic() - started
 
     assert process.returncode == 0, output
+    # The fibre cut on a node and the power cut on a hub (its nodes rolled up into it).
     assert "outage OPEN" in output and "outage RESOLVED" in output
+    for scope in ("node=north-hub-1-node-2", "hub=north-hub-2"):
+        assert any("outage OPEN" in line and scope in line for line in output.splitlines())
+    assert "north-hub-3-node-1" not in output  # the flapping modem's node: no outage
+    # The live table says how long before the first customer call each was known.
+    assert "min before the first customer call" in output
+    assert "first customer call came" not in output
     assert "notice sent detected  sms" in output and "notice sent resolved" in output
     assert "Stopped cleanly" in output
-    assert "+4915" not in output and "@example.com" not in output.replace("•••@example.com", "")
+    assert "+4915" not in output and "+4917" not in output
+    assert "@example.com" not in output.replace("•••@example.com", "")
+    assert elapsed < 150, f"the demo took {elapsed:.0f}s"
 
 
 def test_ctrl_c_stops_the_demo_and_leaves_no_process_behind(tmp_path: Path) -> None:
