@@ -261,8 +261,17 @@ async def _plan(
     sequence = event.update_sequence if stage == "update" else 0
     continuing: set[str] = set()
     overnight: set[str] = set()
+    if stage in ("detected", "resolved"):
+        # A customer already told of another outage that is still open (another rule on the
+        # same place, say) hears of this one neither coming nor going: one "we know", and one
+        # "fixed" when the last of them ends.
+        elsewhere = await _told_of_another_open_outage(
+            session, outage_id, [r.customer_id for r in recipients]
+        )
+        if stage == "resolved":
+            recipients = [r for r in recipients if r.customer_id not in elsewhere]
     if stage == "detected":
-        continuing = await _drop_held_resolutions(session, event, outage_id, now)
+        continuing = await _drop_held_resolutions(session, event, outage_id, now) | elsewhere
     elif stage == "resolved":
         overnight = await _fold_night_into_one(session, outage_id, now)
     urgent_outage = event.severity == "critical"
@@ -274,7 +283,7 @@ async def _plan(
             if r.customer_id in overnight:
                 row_stage = "overnight"
         if r.customer_id in continuing:
-            state = "superseded"  # still down for them: they never heard it was fixed
+            state = "superseded"  # they know it is down already; they will hear it is fixed
         send_at = _send_at(r, send_at, urgent=stage == "detected" and (urgent_outage or r.priority))
         rows.extend(
             {
@@ -294,6 +303,28 @@ async def _plan(
         )
     await insert_outbox_rows(session=session, rows=rows)
     return len(rows)
+
+
+async def _told_of_another_open_outage(
+    session: AsyncSession, outage_id: str, customers: Sequence[str]
+) -> set[str]:
+    """Those of `customers` with a `detected` notice planned for another outage still open."""
+    other_open = select(Outage.id).where(Outage.active_key.is_not(None), Outage.id != outage_id)
+    found: set[str] = set()
+    ids = sorted(set(customers))
+    for start in range(0, len(ids), CHUNK):
+        found.update(
+            await session.scalars(
+                select(OutboxRow.customer_id)
+                .where(
+                    OutboxRow.stage == "detected",
+                    OutboxRow.outage_id.in_(other_open),
+                    OutboxRow.customer_id.in_(ids[start : start + CHUNK]),
+                )
+                .distinct()
+            )
+        )
+    return found
 
 
 async def _drop_held_resolutions(

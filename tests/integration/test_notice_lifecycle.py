@@ -389,3 +389,27 @@ async def test_planned_work_is_announced_started_and_completed_with_its_own_page
     async with client(None) as anonymous:
         page = await anonymous.get(link.removeprefix("https://status.example.net"))
     assert page.status_code == 200 and "Fibre upgrade" in page.text
+
+
+async def test_two_rules_on_one_place_make_one_we_know_and_one_fixed(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: Clock = world["clock"]
+    first_rule, _ = await setup(world, [customer(1)])
+    client: ClientFactory = world["client"]
+    async with client() as api:
+        second_rule = (await api.post("/v1/rules", json={**RULE, "name": "calls-up"})).json()["id"]
+    await transition(world, second_rule, OutageState.OPEN, clock.now)
+    clock.now += timedelta(minutes=1)
+    await drain(world)
+    assert len(sms_gateway.messages) == 1  # one "we know", not two
+
+    await transition(world, first_rule, OutageState.RESOLVED, clock.now)
+    clock.now += timedelta(minutes=11)
+    await drain(world)
+    assert len(sms_gateway.messages) == 1  # the other outage still holds: not "fixed" yet
+
+    await transition(world, second_rule, OutageState.RESOLVED, clock.now)
+    clock.now += timedelta(minutes=11)
+    await drain(world)
+    assert len(sms_gateway.messages) == 2  # ... and "fixed" once, when both are over
