@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import Principal, TokenRegistry
@@ -49,3 +49,6 @@ SessionDep = Annotated[AsyncSession, Depends(_session)]
 Viewer = Annotated[Principal, _requires(Role.VIEWER)]
 Engineer = Annotated[Principal, _requires(Role.ENGINEER)]
 Admin = Annotated[Principal, _requires(Role.ADMIN)]
+
+# A numeric id in a path: PostgreSQL's integer, so a huge number is a 422, not a 500.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]

@@ -69,8 +69,8 @@ def decode_telemetry_into(raw: bytes | None, out: list[Telemetry]) -> None:
     if raw is not None and len(raw) <= MAX_MESSAGE_BYTES:
         try:
             message = _V1_DECODER.decode(raw)
-        except msgspec.DecodeError:  # ValidationError too: the slow path says why
-            pass
+        except ValueError:  # msgspec's Decode/ValidationError, UnicodeDecodeError: the slow
+            pass  # path says why
         else:
             ts = message.ts
             seconds = ts / 1000.0 if type(ts) is int else None

@@ -483,6 +483,14 @@ class Dispatcher:
                 "last_error": None,
             }
         error = outcome.error or TemporaryDeliveryError("no_outcome")
+        if error.reason == "circuit_open":
+            # The provider was not called: this does not count as an attempt.
+            return {
+                "state": PENDING,
+                "attempts": max(row.attempts - 1, 0),
+                "next_attempt_at": now + timedelta(seconds=self.settings.circuit_reset_seconds),
+                "last_error": error.reason,
+            }
         if error.retriable and row.attempts < self.settings.dispatch_max_attempts:
             delay = backoff(row.attempts)
             if isinstance(error, TemporaryDeliveryError) and error.retry_after:

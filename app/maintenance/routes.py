@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Entity, record
-from app.deps import Engineer, SessionDep, Viewer
+from app.deps import Engineer, RowId, SessionDep, Viewer
 from app.maintenance.models import Maintenance
 from app.maintenance.schemas import MaintenanceIn, MaintenanceOut
 from app.maintenance.service import (
@@ -72,7 +72,7 @@ async def get_maintenance(
 
 @router.delete("/{window_id}")
 async def delete_maintenance(
-    window_id: int, session: SessionDep, principal: Engineer
+    window_id: RowId, session: SessionDep, principal: Engineer
 ) -> MaintenanceOut:
     """Cancel a window: it ends now, or never starts."""
     existing = await session.get(Maintenance, window_id)

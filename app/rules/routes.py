@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Entity, record
-from app.deps import Engineer, SessionDep, SettingsDep, Viewer
+from app.deps import Engineer, RowId, SessionDep, SettingsDep, Viewer
 from app.detection.telemetry import Contact, Telemetry
 from app.exceptions import InvalidInputError
 from app.rules.backtest import BacktestIn, BacktestOut, run_backtest
@@ -73,7 +73,7 @@ async def _audit(
     session: AsyncSession,
     actor: str,
     action: str,
-    rule_id: int,
+    rule_id: RowId,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
@@ -123,13 +123,13 @@ async def get_rules(session: SessionDep, _viewer: Viewer) -> list[RuleOut]:
 
 
 @router.get("/{rule_id}")
-async def get_one_rule(rule_id: int, session: SessionDep, _viewer: Viewer) -> RuleOut:
+async def get_one_rule(rule_id: RowId, session: SessionDep, _viewer: Viewer) -> RuleOut:
     return _out(await get_rule(session=session, rule_id=rule_id))
 
 
 @router.get("/{rule_id}/versions")
 async def get_rule_versions(
-    rule_id: int, session: SessionDep, _viewer: Viewer
+    rule_id: RowId, session: SessionDep, _viewer: Viewer
 ) -> list[RuleVersionOut]:
     """Every version of a rule, oldest first."""
     return [_version_out(v) for v in await rule_versions(session=session, rule_id=rule_id)]
@@ -137,7 +137,7 @@ async def get_rule_versions(
 
 @router.put("/{rule_id}")
 async def put_rule(
-    rule_id: int, rule: RuleDefinition, session: SessionDep, engineer: Engineer
+    rule_id: RowId, rule: RuleDefinition, session: SessionDep, engineer: Engineer
 ) -> RuleOut:
     """Replace a rule's definition; a change makes a new version."""
     before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
@@ -148,7 +148,7 @@ async def put_rule(
 
 @router.patch("/{rule_id}")
 async def patch_rule(
-    rule_id: int, body: EnabledIn, session: SessionDep, engineer: Engineer
+    rule_id: RowId, body: EnabledIn, session: SessionDep, engineer: Engineer
 ) -> RuleOut:
     """Enable or disable a rule."""
     before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
@@ -159,7 +159,7 @@ async def patch_rule(
 
 
 @router.delete("/{rule_id}", status_code=204)
-async def remove_rule(rule_id: int, session: SessionDep, engineer: Engineer) -> None:
+async def remove_rule(rule_id: RowId, session: SessionDep, engineer: Engineer) -> None:
     """Delete a rule that never opened an outage (409 otherwise: disable it instead)."""
     before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
     await delete_rule(session=session, rule_id=rule_id)
@@ -168,7 +168,7 @@ async def remove_rule(rule_id: int, session: SessionDep, engineer: Engineer) -> 
 
 @router.post("/{rule_id}/backtest")
 async def backtest_rule(
-    rule_id: int,
+    rule_id: RowId,
     body: BacktestIn,
     session: SessionDep,
     settings: SettingsDep,

@@ -456,3 +456,10 @@ async def test_maintenance_windows_are_scheduled_listed_and_cancelled(
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "scope"
     assert [w["id"] for w in listed.json()] == [created.json()["id"]]
     assert cancelled.json()["cancelled_at"] is not None
+
+
+async def test_an_id_too_large_for_the_database_is_a_422_not_a_500(client: ClientFactory) -> None:
+    async with client() as api:
+        response = await api.get(f"/v1/rules/{2**63}")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "path.rule_id"

@@ -341,6 +341,8 @@ async def test_a_failing_gateway_opens_the_circuit_and_nothing_is_lost(
     assert requests_while_open == 3  # the breaker opened after 3 failures and kept it closed
     errors = {r.last_error for r in await rows(world) if r.state == "pending"}
     assert "circuit_open" in errors
+    waiting = [r for r in await rows(world) if r.last_error == "circuit_open"]
+    assert waiting and all(r.attempts == 0 for r in waiting)  # not called: not an attempt
     clock.now += timedelta(hours=1)  # past the retry times and the breaker's reset
     await drain(world)
     assert len({m.to for m in sms_gateway.messages}) == 6

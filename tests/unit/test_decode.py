@@ -165,3 +165,8 @@ def test_the_hot_path_and_the_plain_decoder_agree_on_every_message(
 def test_the_hot_path_and_the_plain_decoder_agree_on_any_bytes(raw: bytes) -> None:
     fast, slow = _both(raw)
     assert fast == slow
+
+
+def test_invalid_utf8_inside_a_string_takes_the_exact_reason_path() -> None:
+    raw = b'{"ts": 1763800000000, "device_id": "\xff\xfe", "metric": "m", "value": 1}'
+    assert _both(raw) == ("not_utf8", "not_utf8")
