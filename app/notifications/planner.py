@@ -354,11 +354,14 @@ async def _drop_held_resolutions(
 async def _fold_night_into_one(session: AsyncSession, outage_id: str, now: datetime) -> set[str]:
     """Customers whose `detected` notice still waits for the morning get one `overnight`
     notice instead of two; their waiting notices are dropped. Return those customers."""
+    # Held for the morning: never tried yet (a row waiting to be retried has an error).
     waiting = and_(
         OutboxRow.outage_id == outage_id,
         OutboxRow.stage.in_(("detected", "update")),
         OutboxRow.state == "pending",
         OutboxRow.next_attempt_at > now,
+        OutboxRow.attempts == 0,
+        OutboxRow.last_error.is_(None),
     )
     held = set(
         await session.scalars(

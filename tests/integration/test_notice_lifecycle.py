@@ -415,3 +415,17 @@ async def test_two_rules_on_one_place_make_one_we_know_and_one_fixed(
     clock.now += timedelta(minutes=11)
     await drain(world)
     assert len(sms_gateway.messages) == 2  # ... and "fixed" once, when both are over
+
+
+async def test_a_notice_waiting_for_a_retry_is_not_mistaken_for_one_held_for_the_night(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: Clock = world["clock"]
+    rule_id, _ = await setup(world, [customer(1)])
+    sms_gateway.fail_next(1, status=503)
+    await world["dispatcher"].dispatch_once()  # fails: retried after a backoff
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now)
+    clock.now += timedelta(hours=1)
+    await drain(world)
+    stages = sorted((r.stage, r.state) for r in await rows(world))
+    assert stages == [("detected", "sent"), ("resolved", "sent")]
