@@ -1,0 +1,1 @@
+"""The reliability suite: poison input, fuzzing, and the whole stack under faults."""

@@ -1,0 +1,669 @@
+"""The storm: the whole stack as processes, with outages to find and faults everywhere.
+
+`forewarn api`, `detector`, `planner` and two `notifier`s run on PostgreSQL and the embedded
+broker, with a loopback SMTP server and SMS gateway. Telemetry, stamped with the wall clock,
+takes three nodes down and brings them back; meanwhile each of the detector, the planner and
+one notifier is killed -9 twice at a random moment and restarted, the SMS gateway answers
+500, then 429, then too slowly (a timeout), and the SMTP server refuses mail for a while.
+
+`run_storm` returns what happened (`StormResult`): the outages and outbox rows as the database
+holds them afterwards, every SMS and e-mail the providers accepted, the process logs. The
+assertions live in test_storm.py and test_logs.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import create_engine, session_factory
+from app.notifications.models import OutboxRow
+from app.outages.models import Outage
+from consumers.broker import TOPICS, ensure_topics
+from notifiers.dispatcher import ClaimedRow, idempotency_key
+from notifiers.gateway_sim import SmsGatewaySimulator
+from notifiers.smtp_sink import SmtpSink
+from tests.e2e.processes import Component
+from tests.fixtures.db import _empty_all_tables
+from tests.reliability.processes import (
+    Failed,
+    api_component,
+    eventually,
+    json_lines,
+    logged,
+    wait_healthy,
+)
+
+ADMIN_TOKEN = "storm-admin-token-0123456789"
+LINK_SECRET = "storm-link-secret"
+HUBS, NODES_PER_HUB = 2, 4
+DOWN_FRACTION = 0.8
+LANGUAGES = ("en", "de", "es", "vi", "hi")
+CHANNELS = (("sms", "email"), ("sms", "email"), ("sms",), ("email",))
+# The three nodes that fail, and when (seconds after the telemetry starts): down from, up at.
+FAULTS = {"hub-1-node-2": (4.0, 40.0), "hub-1-node-3": (4.0, 40.0), "hub-2-node-1": (14.0, 50.0)}
+RULE: dict[str, Any] = {
+    "name": "modems-down-on-node",
+    "kind": "ratio_down",
+    "metric": "cpe.online",
+    "scope": "node",
+    "threshold": 0.3,
+    "clear_threshold": 0.1,
+    "min_devices": 10,
+    "for": "6s",
+    "confirm_after": "0s",
+    "severity": "major",
+    # A TV outage leaves both channels working (e-mail needs `internet`, SMS `mobile`), so
+    # every customer is told on every channel they listed.
+    "services": ["tv"],
+}
+
+
+@dataclass
+class Network:
+    inventory: dict[str, Any]
+    device_node: dict[str, str]
+    customers: dict[str, dict[str, Any]]
+
+    def affected(self) -> dict[str, list[str]]:
+        """Faulty node -> the customers on it."""
+        out: dict[str, list[str]] = {node: [] for node in FAULTS}
+        for customer in self.customers.values():
+            node = self.device_node[customer["devices"][0]]
+            if node in out:
+                out[node].append(customer["id"])
+        return out
+
+
+def build_network(per_node: int) -> Network:
+    """One region, two hubs of four nodes, `per_node` modems per node, a customer on each."""
+    nodes: list[dict[str, Any]] = [{"id": "north", "level": "region"}]
+    devices: list[dict[str, Any]] = []
+    customers: list[dict[str, Any]] = []
+    device_node: dict[str, str] = {}
+    for h in range(1, HUBS + 1):
+        hub = f"hub-{h}"
+        nodes.append({"id": hub, "level": "hub", "parent": "north"})
+        for n in range(1, NODES_PER_HUB + 1):
+            node = f"{hub}-node-{n}"
+            nodes.append({"id": node, "level": "node", "parent": hub})
+            for _ in range(per_node):
+                index = len(devices) + 1
+                device = f"cpe-{index:05d}"
+                devices.append({"id": device, "node": node, "services": ["internet", "tv"]})
+                device_node[device] = node
+                customers.append(
+                    {
+                        "id": f"c-{index:05d}",
+                        "name": f"Customer {index}",
+                        "phone": f"+49151{index:08d}",
+                        "email": f"customer{index}@example.net",
+                        "language": LANGUAGES[index % len(LANGUAGES)],
+                        "timezone": "UTC",
+                        "channels": list(CHANNELS[index % len(CHANNELS)]),
+                        "devices": [device],
+                    }
+                )
+    return Network(
+        inventory={"nodes": nodes, "devices": devices, "customers": customers},
+        device_node=device_node,
+        customers={c["id"]: c for c in customers},
+    )
+
+
+@dataclass
+class StormResult:
+    """What the storm left behind, for the assertions."""
+
+    seed: int
+    scale: int
+    network: Network
+    outages: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    sms: list[dict[str, str]]
+    sms_requests: int
+    emails: list[dict[str, str]]
+    timeline: list[tuple[float, str]]
+    log_dir: Path
+    exit_codes: dict[str, int]
+    figures: dict[str, Any]
+    api: Component
+    api_url: str
+    gateway_auth_token: str
+    public_base_url: str
+
+    def logs(self) -> dict[str, str]:
+        return {p.name: p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log"))}
+
+
+@dataclass
+class Stack:
+    """The running processes, by role; a role's process is replaced when it is restarted."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, Component] = field(default_factory=dict)
+    all: list[Component] = field(default_factory=list)
+    incarnations: dict[str, int] = field(default_factory=dict)
+
+    def start(self, role: str, command: str, extra: dict[str, str] | None = None) -> Component:
+        number = self.incarnations.get(role, 0) + 1
+        self.incarnations[role] = number
+        proc = Component(command, {**self.env, **(extra or {})}, self.log_dir, f"{role}-{number}")
+        self.procs[role] = proc
+        self.all.append(proc)
+        return proc.start()
+
+    def kill(self, role: str) -> None:
+        self.procs[role].kill()
+
+
+def customer_rows_expected(network: Network, outage_of: dict[str, str]) -> set[tuple[str, ...]]:
+    """(customer, outage, stage, channel) of every notice the storm must deliver."""
+    expected: set[tuple[str, ...]] = set()
+    for node, customers in network.affected().items():
+        for customer_id in customers:
+            for stage in ("detected", "resolved"):
+                for channel in network.customers[customer_id]["channels"]:
+                    expected.add((customer_id, outage_of.get(node, f"<{node}>"), stage, channel))
+    return expected
+
+
+async def publish_telemetry(
+    producer: AIOKafkaProducer,
+    topic: str,
+    network: Network,
+    started: float,
+    stop: asyncio.Event,
+    counter: list[int],
+) -> None:
+    """Every modem reports every second, stamped now; faulty nodes' modems report down."""
+    down_devices = {}
+    for node in FAULTS:
+        on_node = sorted(d for d, n in network.device_node.items() if n == node)
+        down_devices[node] = set(on_node[: int(len(on_node) * DOWN_FRACTION)])
+    while not stop.is_set():
+        elapsed = time.monotonic() - started
+        ts = int(time.time() * 1000)
+        for device, node in network.device_node.items():
+            window = FAULTS.get(node)
+            down = (
+                window is not None
+                and window[0] <= elapsed < window[1]
+                and device in down_devices[node]
+            )
+            message = {"ts": ts, "device_id": device, "metric": "cpe.online", "value": not down}
+            await producer.send(topic, orjson.dumps(message), key=node.encode())
+            counter[0] += 1
+        await producer.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[Any], list[Any]]:
+    async with sessions() as session:
+        outages = list(await session.scalars(select(Outage).order_by(Outage.started_at)))
+        rows = list(await session.scalars(select(OutboxRow).order_by(OutboxRow.id)))
+    return outages, rows
+
+
+async def run_storm(
+    *,
+    database_url: str,
+    bootstrap: str,
+    log_dir: Path,
+    scale: int,
+    seed: int,
+) -> StormResult:
+    """Run the storm; return what happened. Every process but the API is stopped after it."""
+    rng = random.Random(seed)  # noqa: S311 - the kill moments, reproducible from the seed
+    network = build_network(per_node=40 * scale)
+    prefix = f"storm{seed % 100_000}."
+    await ensure_topics(bootstrap, [f"{prefix}{name}" for name in TOPICS], 4)
+    engine = create_engine(database_url)
+    await _empty_all_tables(engine)
+    sessions = session_factory(engine)
+    timeline: list[tuple[float, str]] = []
+    gateway = SmsGatewaySimulator()
+    smtp = SmtpSink()
+    gateway.start()
+    smtp.start()
+    api_env = {
+        "FOREWARN_DATABASE_URL": database_url,
+        "FOREWARN_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "FOREWARN_TOPIC_PREFIX": prefix,
+        "FOREWARN_API_TOKENS": f"storm:admin:{ADMIN_TOKEN}",
+        "FOREWARN_SMS_GATEWAY_TOKEN": gateway.credentials,
+        "FOREWARN_LOG_FORMAT": "json",
+    }
+    api, api_url = api_component(api_env, log_dir, "api-1")
+    env = {
+        **api_env,
+        "FOREWARN_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "FOREWARN_CORRELATE_MIN_CHILDREN": "0",
+        "FOREWARN_METRICS_PORT": "0",  # five processes on one host
+        "FOREWARN_PUBLIC_BASE_URL": api_url,
+        "FOREWARN_LINK_SECRET": LINK_SECRET,
+        "FOREWARN_SMS_GATEWAY_URL": gateway.url,
+        "FOREWARN_SMTP_HOST": smtp.host,
+        "FOREWARN_SMTP_PORT": str(smtp.port),
+        "FOREWARN_SMS_RATE_PER_SECOND": "2000",
+        "FOREWARN_EMAIL_RATE_PER_SECOND": "500",
+        "FOREWARN_DISPATCH_BATCH_SIZE": "50",
+        # Longer than one batch can take (one round of 10 s SMS timeouts), so a live notifier's
+        # claims never expire under it; a killed one's are settled 15 s after its claim.
+        "FOREWARN_DISPATCH_LEASE_SECONDS": "15",
+        "FOREWARN_CIRCUIT_RESET_SECONDS": "2",
+        "FOREWARN_RESOLVE_HOLD_MINUTES": "0",
+        "FOREWARN_SURVEY_AFTER_MINUTES": "0",
+    }
+    api.env.update({"FOREWARN_PUBLIC_BASE_URL": api_url, "FOREWARN_LINK_SECRET": LINK_SECRET})
+    stack = Stack(env=env, log_dir=log_dir)
+    stack.procs["api"] = api
+    stack.all.append(api)
+    notifier_env = {"FOREWARN_LOG_LEVEL": "debug"}  # a log line per notice, for test_logs
+    began = time.monotonic()
+    started = began
+    telemetry_stop = asyncio.Event()
+    sent_counter = [0]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    publisher: asyncio.Task[None] | None = None
+    injectors: list[asyncio.Task[None]] = []
+    exit_codes: dict[str, int] = {}
+
+    def note(what: str) -> None:
+        timeline.append((round(time.monotonic() - started, 1), what))
+
+    try:
+        api.start()
+        await wait_healthy(api_url, [api])
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=60) as client:
+            (await client.put("/v1/inventory", json=network.inventory)).raise_for_status()
+            (await client.post("/v1/rules", json=RULE)).raise_for_status()
+        stack.start("detector", "detector")
+        stack.start("planner", "planner")
+        stack.start("notifier-a", "notifier", notifier_env)
+        stack.start("notifier-b", "notifier", notifier_env)
+        await eventually(
+            lambda: logged(stack.procs["detector"], "partitions assigned"),
+            "the detector to join its group",
+            stack.all,
+            seconds=90,
+        )
+        startup_seconds = time.monotonic() - began
+        await producer.start()
+        started = time.monotonic()
+        started_wall = datetime.now(UTC)
+        note("telemetry starts")
+        publisher = asyncio.create_task(
+            publish_telemetry(
+                producer,
+                f"{prefix}telemetry",
+                network,
+                started,
+                telemetry_stop,
+                sent_counter,
+            )
+        )
+        storm = Storm(rng, scale, stack, gateway, smtp, sessions, notifier_env, started, note)
+        lookups = [
+            lookup(api_url, phone, 30.0 + i, storm)
+            for i, phone in enumerate(lookup_phones(network))
+        ]
+        killers = [asyncio.create_task(c) for c in storm.kills() + lookups]
+        faults = [asyncio.create_task(c) for c in storm.provider_faults()]
+        injectors = killers + faults
+
+        async def all_resolved() -> bool:
+            outages, _ = await snapshot(sessions)
+            resolved = {o.scope_id for o in outages if o.state == "resolved"}
+            return resolved >= set(FAULTS)
+
+        await eventually(all_resolved, "every outage to resolve", stack.all, seconds=120, every=1)
+        note("all outages resolved")
+        telemetry_stop.set()
+        await publisher
+        await asyncio.wait_for(asyncio.gather(*killers), 60)
+        await storm.stop()
+        await asyncio.wait_for(asyncio.gather(*faults), 30)
+        await storm.stop()  # anything a fault switched on as it ended
+        note("provider faults over")
+
+        outages, _ = await snapshot(sessions)
+        outage_of = {o.scope_id: o.id for o in outages}
+        expected = customer_rows_expected(network, outage_of)
+
+        async def drained() -> bool:
+            _, rows = await snapshot(sessions)
+            waiting = [r for r in rows if r.state in ("pending", "sending")]
+            return len(rows) >= len(expected) and not waiting
+
+        await eventually(
+            drained, "the outbox to drain", stack.all, seconds=180 + 30 * scale, every=1
+        )
+        note("outbox drained")
+        drain_seconds = timeline[-1][0] - next(
+            t for t, w in timeline if w == "all outages resolved"
+        )
+        await asyncio.sleep(2.0)  # a late duplicate, if any, would arrive now
+        for role in ("detector", "planner", "notifier-a", "notifier-b"):
+            exit_codes[role] = stack.procs[role].stop()
+        outages, rows = await snapshot(sessions)
+        attempts = [r.attempts for r in rows]
+        async with sessions() as session:
+            contacts = await session.scalar(
+                select(func.count()).select_from(Outage).where(Outage.first_contact_at.is_not(None))
+            )
+    except BaseException:
+        for proc in stack.all:
+            proc.kill()
+        raise
+    finally:
+        telemetry_stop.set()
+        for injector in injectors:
+            injector.cancel()
+        if publisher is not None and not publisher.done():
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await publisher
+        await producer.stop()
+        gateway.stop()
+        smtp.stop()
+        await engine.dispose()
+    figures = {
+        "seed": seed,
+        "customers": len(network.customers),
+        "affected_customers": sum(len(c) for c in network.affected().values()),
+        "outages": len(outages),
+        "notices_expected": len(expected),
+        "telemetry_messages": sent_counter[0],
+        "sms_accepted": len(gateway.messages),
+        "sms_requests": gateway.requests,
+        "emails_accepted": len(smtp.messages),
+        "outbox_rows": len(rows),
+        "outbox_states": count_by(rows, lambda r: r.state),
+        "retries": sum(attempts) - len(attempts),
+        "max_attempts_of_a_notice": max(attempts, default=0),
+        **notifier_log_figures(log_dir),
+        "outages_with_a_first_contact": contacts,
+        "startup_seconds": round(startup_seconds, 1),
+        "telemetry_to_all_resolved_seconds": next(
+            t for t, w in timeline if w == "all outages resolved"
+        ),
+        "drain_seconds": round(drain_seconds, 1),
+        "total_seconds": round(time.monotonic() - began, 1),
+        "process_incarnations": dict(stack.incarnations),
+    }
+    # From the moment a node's modems went down to the moment its outage opened (for: 6 s).
+    figures["detection_seconds"] = {
+        o.scope_id: round(
+            (o.opened_at - started_wall - timedelta(seconds=FAULTS[o.scope_id][0])).total_seconds(),
+            1,
+        )
+        for o in outages
+        if o.opened_at is not None and o.scope_id in FAULTS
+    }
+    return StormResult(
+        seed=seed,
+        scale=scale,
+        network=network,
+        outages=[
+            {
+                "id": o.id,
+                "scope_id": o.scope_id,
+                "state": o.state,
+                "started_at": o.started_at,
+                "opened_at": o.opened_at,
+                "resolved_at": o.resolved_at,
+            }
+            for o in outages
+        ],
+        rows=[
+            {
+                "id": r.id,
+                "customer_id": r.customer_id,
+                "outage_id": r.outage_id,
+                "stage": r.stage,
+                "sequence": r.sequence,
+                "channel": r.channel,
+                "language": r.language,
+                "state": r.state,
+                "attempts": r.attempts,
+                "provider_id": r.provider_id,
+                "last_error": r.last_error,
+                "key": idempotency_key(
+                    ClaimedRow(
+                        id=r.id,
+                        customer_id=r.customer_id,
+                        outage_id=r.outage_id,
+                        stage=r.stage,
+                        channel=r.channel,
+                        language=r.language,
+                        attempts=r.attempts,
+                        sequence=r.sequence,
+                        maintenance_id=r.maintenance_id,
+                    )
+                ),
+            }
+            for r in rows
+        ],
+        sms=[{"sid": m.sid, "to": m.to, "body": m.body} for m in gateway.messages],
+        sms_requests=gateway.requests,
+        emails=[
+            {
+                "key": str(m["X-Forewarn-Notice"]),
+                "to": str(m["To"]),
+                "subject": str(m["Subject"]),
+            }
+            for m in smtp.messages
+        ],
+        timeline=timeline,
+        log_dir=log_dir,
+        exit_codes=exit_codes,
+        figures=figures,
+        api=api,
+        api_url=api_url,
+        gateway_auth_token=gateway.token,
+        public_base_url=api_url,
+    )
+
+
+@dataclass
+class Storm:
+    """The fault injectors, sharing the stack, the providers and the clock of the run."""
+
+    rng: random.Random
+    scale: int
+    stack: Stack
+    gateway: SmsGatewaySimulator
+    smtp: SmtpSink
+    sessions: async_sessionmaker[AsyncSession]
+    notifier_env: dict[str, str]
+    started: float
+    note: Callable[[str], None]
+    # One lock per process role and per provider: a fault starts once the last one is over.
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Set once every outage is resolved: provider faults still waiting for traffic give up.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    async def at(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds - self.elapsed()))
+
+    async def at_unless_stopping(self, seconds: float) -> bool:
+        """Wait until `seconds` after the start; False if the storm is over first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), max(0.0, seconds - self.elapsed()))
+        return not self.stopping.is_set()
+
+    async def kill_and_restart(self, role: str) -> None:
+        """kill -9 the role's process; start a new one 1.5 s later."""
+        command = "notifier" if role.startswith("notifier") else role
+        extra = self.notifier_env if command == "notifier" else None
+        async with self.locks.setdefault(role, asyncio.Lock()):
+            self.note(f"kill -9 {self.stack.procs[role].log_path.stem}")
+            self.stack.kill(role)
+            await asyncio.sleep(1.5)
+            proc = self.stack.start(role, command, extra)
+            self.note(f"restarted as {proc.log_path.stem}")
+
+    async def kill_at_random(self, role: str, windows: tuple[tuple[float, float], ...]) -> None:
+        for window in windows:
+            await self.at(self.rng.uniform(*window))
+            await self.kill_and_restart(role)
+
+    async def until(self, check: Callable[[], Any], seconds: float) -> bool:
+        """Wait until `check()` is truthy (it may be a coroutine) or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def refused_emails(self, stage: str) -> int:
+        async with self.sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(OutboxRow)
+                .where(
+                    OutboxRow.channel == "email",
+                    OutboxRow.stage == stage,
+                    OutboxRow.last_error == "smtp_451",
+                )
+            )
+        return int(count or 0)
+
+    async def smtp_refuses(self, at: float, stage: str, seconds: float = 30.0) -> None:
+        """Refuse mail from `at` until a few `stage` e-mails were refused (or `seconds` pass)."""
+        if not await self.at_unless_stopping(at):
+            return
+        async with self.locks.setdefault("smtp", asyncio.Lock()):
+            self.note("SMTP: 451 on")
+            self.smtp.refuse(True)
+            refused = await self.until(lambda: self._refused_at_least(stage, 5), seconds)
+            await asyncio.sleep(1.0)
+            self.smtp.refuse(False)
+            self.note(f"SMTP: 451 off ({'after refusing' if refused else 'no'} {stage} e-mails)")
+
+    async def _refused_at_least(self, stage: str, count: int) -> bool:
+        return await self.refused_emails(stage) >= count
+
+    async def sms_fails(self, at: float, count: int, status: int) -> bool:
+        """Answer the next `count` SMS requests after `at` with `status`; wait until they came."""
+        if not await self.at_unless_stopping(at):
+            return False
+        async with self.locks.setdefault("sms", asyncio.Lock()):
+            base = self.gateway.requests
+            self.note(f"SMS gateway: {status} to the next {count} requests")
+            self.gateway.fail_next(count, status)
+            return await self.until(lambda: self.gateway.requests >= base + count, 40)
+
+    async def detected_phase_providers(self) -> None:
+        """As the detected notices flow: answers too slow for the 10 s client timeout, with a
+        notifier killed while its SMS calls hang (the e-mails of its batch went out, unrecorded);
+        then the SMTP server refuses for a while, and the gateway answers 500, then 429."""
+        await self.at(3.0)
+        base = self.gateway.requests
+        self.note("SMS gateway: 11 s delay on")
+        self.gateway.set_delay(11.0)
+        if await self.until(lambda: self.gateway.requests >= base + 5, 60):
+            await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+            await self.kill_and_restart("notifier-a")
+        self.gateway.set_delay(0.0)
+        self.note(f"SMS gateway: delay off after {self.gateway.requests - base} slow requests")
+        refusing = asyncio.create_task(self.smtp_refuses(0.0, "detected", 20))
+        # Fixed sizes: with the gateway failing, the breaker lets one trial call through
+        # every reset (2 s), so a larger count would only stretch the storm.
+        await self.sms_fails(0.0, 30, 500)
+        await self.sms_fails(0.0, 20, 429)
+        await refusing
+
+    async def resolved_phase_providers(self) -> None:
+        await self.sms_fails(38.0, 30, 500)
+
+    def kills(self) -> list[Coroutine[Any, Any, None]]:
+        """Each over by 50 s (plus a restart); one more notifier kill is in the SMS faults."""
+        return [
+            self.kill_at_random("detector", ((6.0, 14.0), (38.0, 46.0))),
+            self.kill_at_random("planner", ((9.0, 22.0), (40.0, 50.0))),
+            self.kill_at_random("notifier-a", ((40.0, 48.0),)),
+        ]
+
+    def provider_faults(self) -> list[Coroutine[Any, Any, None]]:
+        return [
+            self.detected_phase_providers(),
+            self.resolved_phase_providers(),
+            self.smtp_refuses(38.0, "resolved"),
+        ]
+
+    async def stop(self) -> None:
+        """Let the provider faults that still wait for traffic give up; then clear them all."""
+        self.stopping.set()
+        self.gateway.set_delay(0.0)
+        self.gateway.fail_next(0)
+        self.smtp.refuse(False)
+
+
+def lookup_phones(network: Network) -> list[str]:
+    """Phones of a few affected customers, and one no customer has."""
+    affected = [c for customers in network.affected().values() for c in customers[:2]]
+    return [network.customers[c]["phone"] for c in affected] + ["+4915199999999"]
+
+
+async def lookup(api_url: str, phone: str, at: float, storm: Storm) -> None:
+    """The contact centre looks a caller up by phone while the outages are open."""
+    await storm.at(at)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as client:
+        response = await client.get("/v1/lookup", params={"phone": phone})
+    if response.status_code not in (200, 404):
+        raise Failed(f"lookup answered {response.status_code}: {response.text}")
+
+
+def count_by(rows: list[Any], key: Callable[[Any], Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for row in rows:
+        name = str(key(row))
+        out[name] = out.get(name, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def notifier_log_figures(log_dir: Path) -> dict[str, Any]:
+    """What the notifiers logged about retries, failures and reconciled claims."""
+    retried: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    reconciled = 0
+    for path in sorted(log_dir.glob("notifier-*.log")):
+        for line in json_lines(path.read_text(errors="replace")):
+            event = line.get("event")
+            if event == "notice will be retried":
+                retried[str(line.get("reason"))] = retried.get(str(line.get("reason")), 0) + 1
+            elif event == "notice failed":
+                failed[str(line.get("reason"))] = failed.get(str(line.get("reason")), 0) + 1
+            elif event == "expired claims reconciled":
+                reconciled += int(line.get("rows", 0))
+    return {
+        "retries_logged_by_reason": dict(sorted(retried.items())),
+        "failures_logged_by_reason": dict(sorted(failed.items())),
+        "expired_claims_reconciled": reconciled,
+    }
