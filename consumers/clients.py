@@ -49,5 +49,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         bootstrap_servers=bootstrap(settings),
         acks="all",
         linger_ms=5,
-        max_request_size=2 * 1024 * 1024,
+        # Above the 4 MiB a consumer fetches per partition: any message read can be
+        # dead-lettered as it came, even one over the 1 MiB telemetry limit.
+        max_request_size=8 * 1024 * 1024,
     )

@@ -69,13 +69,12 @@ def decode_telemetry_into(raw: bytes | None, out: list[Telemetry]) -> None:
     if raw is not None and len(raw) <= MAX_MESSAGE_BYTES:
         try:
             message = _V1_DECODER.decode(raw)
-        except ValueError:  # msgspec's Decode/ValidationError, UnicodeDecodeError: the slow
-            pass  # path says why
-        else:
             ts = message.ts
             seconds = ts / 1000.0 if type(ts) is int else None
-            value = message.value
-            number = float(value)
+            number = float(message.value)
+        except (ValueError, OverflowError, RecursionError):  # the slow path says why
+            pass
+        else:
             if (
                 seconds is not None
                 and MIN_TS <= seconds < MAX_TS
@@ -128,7 +127,7 @@ def decode_contact(raw: bytes | None) -> Contact:
     if phone is not None and (type(phone) is not str or not phone):
         raise _field_error("phone", phone, "a non-empty string")
     channel = data.get("channel", "call")
-    if channel not in CONTACT_CHANNELS:
+    if type(channel) is not str or channel not in CONTACT_CHANNELS:
         raise DecodeError("bad_type", f"channel must be one of {sorted(CONTACT_CHANNELS)}")
     ts = _timestamp(data["ts"])
     if not MIN_TS <= ts < MAX_TS:

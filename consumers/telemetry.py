@@ -256,6 +256,10 @@ class Detector:
                         decode_telemetry_into(record.value, events)
                 except DecodeError as exc:
                     dead.append(await self._dead_letter(producer, record, exc))
+                except Exception as exc:  # noqa: BLE001 - one message must never cost its batch
+                    log.exception("decoder failed unexpectedly; message dead-lettered")
+                    internal = DecodeError("internal_error", type(exc).__name__)
+                    dead.append(await self._dead_letter(producer, record, internal))
         late_before = self.engine.late
         self._unpersisted += self.engine.feed(events)
         if contacts:

@@ -221,6 +221,8 @@ def _decode_inline(body: BacktestIn) -> tuple[list[Telemetry], list[Contact]]:
                     contacts.append(decode_contact(raw))
             except DecodeError as exc:
                 errors.append({"field": f"{field}[{index}]", "reason": str(exc)})
+            except TypeError:  # orjson: an integer beyond 64 bits
+                errors.append({"field": f"{field}[{index}]", "reason": "a number is too large"})
     if errors:
         raise InvalidInputError(errors[:100])
     return events, contacts

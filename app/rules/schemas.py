@@ -20,10 +20,13 @@ from app.durations import format_duration, parse_duration
 
 
 def _to_timedelta(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+    try:
+        if isinstance(value, str):
+            return parse_duration(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return timedelta(seconds=value)
+    except OverflowError:
+        raise ValueError("is too long a duration") from None
     return value
 
 

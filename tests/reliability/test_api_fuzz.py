@@ -333,13 +333,6 @@ async def test_an_id_beyond_the_integer_column_is_refused_not_a_server_error(
     assert response.status_code in (404, 422)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a rule duration beyond timedelta's range (a number of seconds over "
-    "~8.6e13, or text such as '99999999999d') raises OverflowError in the Duration validator "
-    "(app/rules/schemas.py `_to_timedelta`, app/durations.py `parse_duration`), which "
-    "pydantic does not turn into a validation error: 500 instead of 422",
-)
 @pytest.mark.parametrize("duration", [1e17, -4.6e16, "99999999999d"])
 async def test_a_duration_beyond_timedeltas_range_is_refused_with_422(
     in_process_api: ClientFactory, duration: object
@@ -350,13 +343,6 @@ async def test_a_duration_beyond_timedeltas_range_is_refused_with_422(
     assert response.status_code == 422
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: POST /v1/rules/{id}/backtest re-encodes each inline event and contact "
-    "with orjson.dumps, which raises TypeError for an integer beyond 64 bits, and decodes "
-    "contacts with decode_contact, which raises TypeError for a list or object `channel` "
-    "(see test_fuzz.py); neither is caught: 500 instead of 422",
-)
 @pytest.mark.parametrize(
     "body",
     [

@@ -26,7 +26,7 @@ from consumers.decode import (
     decode_telemetry_message,
 )
 from consumers.exceptions import DecodeError
-from tests.reliability.corpus import FAST_PATH_BUG, FAST_PATH_POISON, Poison
+from tests.reliability.corpus import FAST_PATH_POISON, Poison
 from tests.reliability.figures import record, scale
 
 pytestmark = pytest.mark.reliability
@@ -358,13 +358,6 @@ def assert_reason(raw: bytes, expected: str) -> None:
     assert caught.value.reason == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="product bug: decode_contact tests `channel in CONTACT_CHANNELS` (a frozenset) "
-    "before checking its type, so a list or object channel raises TypeError (unhashable) "
-    "instead of DecodeError('bad_type'); in the detector it escapes the per-message handling",
-)
 @pytest.mark.parametrize("channel", [[], {}, ["call"]])
 def test_a_contact_whose_channel_is_a_list_or_an_object_is_refused_as_bad_type(
     channel: object,
@@ -404,7 +397,6 @@ def test_a_ves_measurement_never_gives_a_reading_with_an_empty_metric() -> None:
     assert all(reading.metric for reading in readings)
 
 
-@pytest.mark.xfail(strict=True, raises=(OverflowError, RecursionError), reason=FAST_PATH_BUG)
 @pytest.mark.parametrize("poison", FAST_PATH_POISON, ids=lambda p: p.name)
 def test_the_hot_path_refuses_what_the_slow_path_refuses_with_decode_error(poison: Poison) -> None:
     with pytest.raises(DecodeError) as caught:

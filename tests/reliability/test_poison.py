@@ -37,7 +37,7 @@ from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
 from tests.e2e.processes import Component, components
 from tests.fixtures.db import _empty_all_tables
-from tests.reliability.corpus import FAST_PATH_BUG, FAST_PATH_POISON, MiB, corpus
+from tests.reliability.corpus import FAST_PATH_POISON, MiB, corpus
 from tests.reliability.figures import record, scale
 from tests.reliability.processes import eventually, json_lines, logged, tails
 
@@ -376,14 +376,6 @@ async def test_a_reading_from_a_device_missing_from_the_inventory_is_counted_uns
     assert await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 1.0) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the detector's DLQ producer has max_request_size 2 MiB, so a "
-    "telemetry message of 2 MiB (accepted by the broker: the detector fetches up to 4 MiB) "
-    "cannot be dead-lettered: MessageSizeTooLargeError escapes _process, the loop's guard "
-    "logs 'detector batch failed' and moves on, and the message and every other message of "
-    "its batch are lost (never fed to the engine, never in the DLQ; the next commit skips them)",
-)
 async def test_a_two_mib_message_is_dead_lettered_and_its_batch_is_not_lost(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -406,7 +398,6 @@ async def test_a_two_mib_message_is_dead_lettered_and_its_batch_is_not_lost(
     assert header(dead, "reason") == "too_large"
 
 
-@pytest.mark.xfail(strict=True, reason=FAST_PATH_BUG)
 async def test_what_trips_the_hot_path_is_dead_lettered_and_its_batch_is_not_lost(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -434,12 +425,6 @@ async def test_what_trips_the_hot_path_is_dead_lettered_and_its_batch_is_not_los
         assert reasons[item.name] in item.reasons
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: decode_contact raises TypeError (not DecodeError) for a contact whose "
-    "`channel` is a list or object, so the contact never reaches the DLQ; the batch it came "
-    "in is dropped by the loop's guard (see test_fuzz.py)",
-)
 async def test_a_contact_with_a_list_as_channel_is_dead_lettered(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
