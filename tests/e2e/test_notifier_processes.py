@@ -14,16 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory, transaction
-from app.inventory.schemas import InventoryIn
-from app.inventory.service import replace_inventory
 from app.notifications.models import OutboxRow
 from app.notifications.planner import plan_notices
-from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
-from app.rules.schemas import RatioDownRule
-from app.rules.service import create_rule
 from notifiers.gateway_sim import SmsGatewaySimulator
 from tests.e2e.processes import Component, components
+from tests.factories import open_outage_on_node_17
 from tests.fixtures.db import _empty_all_tables
 
 pytestmark = pytest.mark.e2e
@@ -37,61 +32,33 @@ async def outbox(postgresql_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     engine: AsyncEngine = create_engine(postgresql_url)
     await _empty_all_tables(engine)
     sessions = session_factory(engine)
-    doc = InventoryIn.model_validate(
-        {
-            "nodes": [
-                {"id": "north", "level": "region"},
-                {"id": "hub-1", "level": "hub", "parent": "north"},
-                {"id": "node-17", "level": "node", "parent": "hub-1"},
-            ],
-            "devices": [
-                {"id": f"cpe-{i}", "node": "node-17", "services": ["internet"]}
-                for i in range(CUSTOMERS)
-            ],
-            "customers": [
-                {
-                    "id": f"c-{i}",
-                    "name": f"Customer {i}",
-                    "phone": f"+49151{10000000 + i}",
-                    "language": ["en", "de", "es", "vi", "hi"][i % 5],
-                    "channels": ["sms"],
-                    "devices": [f"cpe-{i}"],
-                }
-                for i in range(CUSTOMERS)
-            ],
-        }
-    )
-    rule = RatioDownRule.model_validate(
-        {
-            "name": "modems-down",
-            "kind": "ratio_down",
-            "metric": "cpe.online",
-            "threshold": 0.3,
-            "clear_threshold": 0.1,
-            "services": ["internet"],
-        }
-    )
+    inventory = {
+        "nodes": [
+            {"id": "north", "level": "region"},
+            {"id": "hub-1", "level": "hub", "parent": "north"},
+            {"id": "node-17", "level": "node", "parent": "hub-1"},
+        ],
+        "devices": [
+            {"id": f"cpe-{i}", "node": "node-17", "services": ["internet"]}
+            for i in range(CUSTOMERS)
+        ],
+        "customers": [
+            {
+                "id": f"c-{i}",
+                "name": f"Customer {i}",
+                "phone": f"+49151{10000000 + i}",
+                "language": ["en", "de", "es", "vi", "hi"][i % 5],
+                "channels": ["sms"],
+                "devices": [f"cpe-{i}"],
+            }
+            for i in range(CUSTOMERS)
+        ],
+    }
     now = datetime.now(UTC) - timedelta(minutes=1)
     async with transaction(sessions) as session:
-        await replace_inventory(session=session, doc=doc)
-        stored = await create_rule(session=session, rule=rule)
-        event = await apply_transition(
-            session=session,
-            transition=Transition(
-                rule_id=stored.id,
-                rule_version=1,
-                rule_name=stored.name,
-                scope_level="node",
-                scope_id="node-17",
-                to_state=OutageState.OPEN,
-                at=now,
-                started_at=now,
-                severity="critical",
-                services=("internet",),
-            ),
-            next_update_interval=timedelta(minutes=30),
+        event = await open_outage_on_node_17(
+            session=session, inventory=inventory, services=["internet"], at=now, severity="critical"
         )
-        assert event is not None
         assert await plan_notices(session=session, event=event, now=now) == CUSTOMERS
     yield sessions
     await engine.dispose()

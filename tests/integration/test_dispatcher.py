@@ -13,14 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
-from app.inventory.schemas import InventoryIn
-from app.inventory.service import replace_inventory
 from app.notifications.models import OutboxRow
 from app.notifications.planner import plan_notices
-from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
-from app.rules.schemas import RatioDownRule
-from app.rules.service import create_rule
 from app.settings import Settings
 from forewarn.runtime import build_channels
 from notifiers.channel import Notice
@@ -28,6 +22,7 @@ from notifiers.dispatcher import ClaimedRow, Dispatcher
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
 from notifiers.smtp_sink import SmtpSink
+from tests.factories import open_outage_on_node_17
 
 pytestmark = pytest.mark.integration
 
@@ -62,51 +57,25 @@ def customers(count: int) -> list[dict[str, Any]]:
 
 async def seed(sessions: async_sessionmaker[AsyncSession], count: int = 3) -> str:
     """An inventory of `count` customers on node-17, an open outage there, its outbox rows."""
-    doc = InventoryIn.model_validate(
-        {
-            "nodes": [
-                {"id": "north", "level": "region"},
-                {"id": "hub-1", "level": "hub", "parent": "north"},
-                {"id": "node-17", "level": "node", "parent": "hub-1"},
-            ],
-            "devices": [
-                {"id": f"cpe-{i}", "node": "node-17", "services": ["internet", "tv"]}
-                for i in range(count)
-            ],
-            "customers": customers(count),
-        }
-    )
-    rule = RatioDownRule.model_validate(
-        {
-            "name": "modems-down",
-            "kind": "ratio_down",
-            "metric": "cpe.online",
-            "threshold": 0.3,
-            "clear_threshold": 0.1,
-            "services": ["tv"],  # not internet: e-mail still works, both channels are used
-        }
-    )
+    inventory = {
+        "nodes": [
+            {"id": "north", "level": "region"},
+            {"id": "hub-1", "level": "hub", "parent": "north"},
+            {"id": "node-17", "level": "node", "parent": "hub-1"},
+        ],
+        "devices": [
+            {"id": f"cpe-{i}", "node": "node-17", "services": ["internet", "tv"]}
+            for i in range(count)
+        ],
+        "customers": customers(count),
+    }
     async with transaction(sessions) as session:
-        await replace_inventory(session=session, doc=doc)
-        stored = await create_rule(session=session, rule=rule)
-        event = await apply_transition(
+        event = await open_outage_on_node_17(
             session=session,
-            transition=Transition(
-                rule_id=stored.id,
-                rule_version=1,
-                rule_name=stored.name,
-                scope_level="node",
-                scope_id="node-17",
-                to_state=OutageState.OPEN,
-                at=T0,
-                started_at=T0,
-                severity="major",
-                services=("tv",),
-            ),
-            next_update_interval=timedelta(minutes=30),
-            clock=lambda: T0,
+            inventory=inventory,
+            services=["tv"],  # not internet: e-mail still works, both channels are used
+            at=T0,
         )
-        assert event is not None
         await plan_notices(session=session, event=event, now=T0)
     return event.outage_id
 

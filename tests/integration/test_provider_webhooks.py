@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
@@ -19,15 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
 from app.inventory.models import Customer
-from app.inventory.schemas import InventoryIn
-from app.inventory.service import replace_inventory
 from app.main import create_app
 from app.notifications.models import OutboxRow, SurveyResponse
-from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
-from app.rules.schemas import RatioDownRule
-from app.rules.service import create_rule
 from app.webhooks import twilio
+from tests.factories import open_outage_on_node_17
 from tests.integration.api_client import api_settings
 
 pytestmark = pytest.mark.integration
@@ -100,58 +95,29 @@ async def signed_post(
 
 async def seed(sessions: async_sessionmaker[AsyncSession]) -> str:
     """Customer c-1 on node-17, an open outage there and an SMS notice sent about it."""
-    doc = InventoryIn.model_validate(
-        {
-            "nodes": [
-                {"id": "north", "level": "region"},
-                {"id": "hub-1", "level": "hub", "parent": "north"},
-                {"id": "node-17", "level": "node", "parent": "hub-1"},
-            ],
-            "devices": [{"id": "cpe-1", "node": "node-17", "services": ["internet"]}],
-            "customers": [
-                {
-                    "id": "c-1",
-                    "name": "Anna Weber",
-                    "phone": PHONE,
-                    "email": "anna@example.com",
-                    "language": "de",
-                    "channels": ["sms", "email"],
-                    "devices": ["cpe-1"],
-                }
-            ],
-        }
-    )
-    rule = RatioDownRule.model_validate(
-        {
-            "name": "modems-down",
-            "kind": "ratio_down",
-            "metric": "cpe.online",
-            "threshold": 0.3,
-            "clear_threshold": 0.1,
-            "services": ["internet"],
-        }
-    )
+    inventory = {
+        "nodes": [
+            {"id": "north", "level": "region"},
+            {"id": "hub-1", "level": "hub", "parent": "north"},
+            {"id": "node-17", "level": "node", "parent": "hub-1"},
+        ],
+        "devices": [{"id": "cpe-1", "node": "node-17", "services": ["internet"]}],
+        "customers": [
+            {
+                "id": "c-1",
+                "name": "Anna Weber",
+                "phone": PHONE,
+                "email": "anna@example.com",
+                "language": "de",
+                "channels": ["sms", "email"],
+                "devices": ["cpe-1"],
+            }
+        ],
+    }
     async with transaction(sessions) as session:
-        await replace_inventory(session=session, doc=doc)
-        stored = await create_rule(session=session, rule=rule)
-        event = await apply_transition(
-            session=session,
-            transition=Transition(
-                rule_id=stored.id,
-                rule_version=1,
-                rule_name=stored.name,
-                scope_level="node",
-                scope_id="node-17",
-                to_state=OutageState.OPEN,
-                at=T0,
-                started_at=T0,
-                severity="major",
-                services=("internet",),
-            ),
-            next_update_interval=timedelta(minutes=30),
-            clock=lambda: T0,
+        event = await open_outage_on_node_17(
+            session=session, inventory=inventory, services=["internet"], at=T0
         )
-        assert event is not None
         session.add(notice(event.outage_id, "detected", "sent", provider_id="SM0001"))
     return event.outage_id
 

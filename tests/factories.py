@@ -1,0 +1,61 @@
+"""Builders the DB tests share: an inventory, a rule and an open outage in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.inventory.schemas import InventoryIn
+from app.inventory.service import replace_inventory
+from app.outages.events import OutageEvent
+from app.outages.lifecycle import OutageState, Transition
+from app.outages.service import apply_transition
+from app.rules.schemas import RatioDownRule
+from app.rules.service import create_rule
+
+
+async def open_outage_on_node_17(
+    *,
+    session: AsyncSession,
+    inventory: dict[str, Any],
+    services: Sequence[str],
+    at: datetime,
+    severity: str = "major",
+) -> OutageEvent:
+    """Store `inventory`, a `modems-down` ratio_down rule for `services`, and open an outage
+    of it on node-17 at `at`; return the outage's event (to plan notices from)."""
+    await replace_inventory(session=session, doc=InventoryIn.model_validate(inventory))
+    rule = RatioDownRule.model_validate(
+        {
+            "name": "modems-down",
+            "kind": "ratio_down",
+            "metric": "cpe.online",
+            "threshold": 0.3,
+            "clear_threshold": 0.1,
+            "services": list(services),
+        }
+    )
+    stored = await create_rule(session=session, rule=rule)
+    event = await apply_transition(
+        session=session,
+        transition=Transition(
+            rule_id=stored.id,
+            rule_version=1,
+            rule_name=stored.name,
+            scope_level="node",
+            scope_id="node-17",
+            to_state=OutageState.OPEN,
+            at=at,
+            started_at=at,
+            severity=severity,
+            services=tuple(services),
+        ),
+        next_update_interval=timedelta(minutes=30),
+        clock=lambda: at,
+    )
+    if event is None:
+        raise AssertionError("a fresh outage always yields its event")
+    return event
