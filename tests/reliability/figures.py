@@ -1,7 +1,9 @@
 """The suite's size knob and the figures each test reports.
 
 `FOREWARN_RELIABILITY_SCALE` (default 1, what `make test` runs; `make reliability` uses 5)
-multiplies customers, examples and corpus sizes. Every test records its figures with `record`:
+multiplies customers, examples and corpus sizes; `FOREWARN_RELIABILITY_LOAD_SECONDS` (60;
+`make reliability`: 600) and `FOREWARN_RELIABILITY_LOAD_RATE` (2,000 messages a second) size
+the sustained-load test. Every test records its figures with `record`:
 they are printed, shown in the terminal summary whatever the capture mode, and merged by test
 name into `bench/results/reliability.json`.
 """
@@ -17,21 +19,37 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "reliability.json"
 SCALE_VARIABLE = "FOREWARN_RELIABILITY_SCALE"
+LOAD_SECONDS_VARIABLE = "FOREWARN_RELIABILITY_LOAD_SECONDS"
+LOAD_RATE_VARIABLE = "FOREWARN_RELIABILITY_LOAD_RATE"
 
 # Figures recorded in this session, for the terminal summary (see conftest.py).
 SESSION: dict[str, dict[str, Any]] = {}
 
 
-def scale() -> int:
-    """The size knob: a positive integer, 1 unless `FOREWARN_RELIABILITY_SCALE` says more."""
-    raw = os.environ.get(SCALE_VARIABLE, "1").strip() or "1"
+def _positive(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip() or str(default)
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{SCALE_VARIABLE} must be a positive integer, not {raw!r}") from None
+        raise ValueError(f"{variable} must be a positive integer, not {raw!r}") from None
     if value < 1:
-        raise ValueError(f"{SCALE_VARIABLE} must be a positive integer, not {raw!r}")
+        raise ValueError(f"{variable} must be a positive integer, not {raw!r}")
     return value
+
+
+def scale() -> int:
+    """The size knob: a positive integer, 1 unless `FOREWARN_RELIABILITY_SCALE` says more."""
+    return _positive(SCALE_VARIABLE, 1)
+
+
+def load_seconds() -> int:
+    """How long the sustained-load test runs: 60 s unless `..._LOAD_SECONDS` says otherwise."""
+    return _positive(LOAD_SECONDS_VARIABLE, 60)
+
+
+def load_rate() -> int:
+    """Telemetry messages a second in the sustained-load test: 2,000 unless `..._LOAD_RATE`."""
+    return _positive(LOAD_RATE_VARIABLE, 2000)
 
 
 def record(name: str, figures: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.broker import free_port
 from tests.e2e.processes import Component
@@ -81,3 +82,13 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 def logged(proc: Component, event: str) -> int:
     """How many JSON log lines of `proc` have this event text."""
     return sum(1 for line in json_lines(proc.log()) if line.get("event") == event)
+
+
+def scrape(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of metric `name` in a Prometheus exposition, by their sorted labels."""
+    samples: dict[tuple[tuple[str, str], ...], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                samples[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples

@@ -77,6 +77,13 @@ class Network:
     inventory: dict[str, Any]
     device_node: dict[str, str]
     customers: dict[str, dict[str, Any]]
+    # Devices that never report telemetry (a set-top box, a phone line): their customers are
+    # affected by an outage of their node all the same.
+    silent: set[str] = field(default_factory=set)
+
+    def reporting(self) -> list[tuple[str, str]]:
+        """(device, node) of every device that reports telemetry."""
+        return [(d, n) for d, n in self.device_node.items() if d not in self.silent]
 
     def affected(self) -> dict[str, list[str]]:
         """Faulty node -> the customers on it."""
@@ -88,26 +95,32 @@ class Network:
         return out
 
 
-def build_network(per_node: int) -> Network:
-    """One region, two hubs of four nodes, `per_node` modems per node, a customer on each."""
+def build_network(
+    per_node: int, *, hubs: int = HUBS, nodes_per_hub: int = NODES_PER_HUB, silent_per_node: int = 0
+) -> Network:
+    """One region of `hubs` hubs of `nodes_per_hub` nodes; on each node `per_node` modems that
+    report and `silent_per_node` set-top boxes that do not, a customer on each device."""
     nodes: list[dict[str, Any]] = [{"id": "north", "level": "region"}]
     devices: list[dict[str, Any]] = []
     customers: list[dict[str, Any]] = []
     device_node: dict[str, str] = {}
-    for h in range(1, HUBS + 1):
+    silent: set[str] = set()
+    for h in range(1, hubs + 1):
         hub = f"hub-{h}"
         nodes.append({"id": hub, "level": "hub", "parent": "north"})
-        for n in range(1, NODES_PER_HUB + 1):
+        for n in range(1, nodes_per_hub + 1):
             node = f"{hub}-node-{n}"
             nodes.append({"id": node, "level": "node", "parent": hub})
-            for _ in range(per_node):
+            for k in range(per_node + silent_per_node):
                 index = len(devices) + 1
-                device = f"cpe-{index:05d}"
+                device = f"cpe-{index:06d}" if k < per_node else f"stb-{index:06d}"
                 devices.append({"id": device, "node": node, "services": ["internet", "tv"]})
                 device_node[device] = node
+                if k >= per_node:
+                    silent.add(device)
                 customers.append(
                     {
-                        "id": f"c-{index:05d}",
+                        "id": f"c-{index:06d}",
                         "name": f"Customer {index}",
                         "phone": f"+49151{index:08d}",
                         "email": f"customer{index}@example.net",
@@ -121,6 +134,7 @@ def build_network(per_node: int) -> Network:
         inventory={"nodes": nodes, "devices": devices, "customers": customers},
         device_node=device_node,
         customers={c["id"]: c for c in customers},
+        silent=silent,
     )
 
 
@@ -191,14 +205,15 @@ async def publish_telemetry(
     counter: list[int],
 ) -> None:
     """Every modem reports every second, stamped now; faulty nodes' modems report down."""
+    reporting = network.reporting()
     down_devices = {}
     for node in FAULTS:
-        on_node = sorted(d for d, n in network.device_node.items() if n == node)
+        on_node = sorted(d for d, n in reporting if n == node)
         down_devices[node] = set(on_node[: int(len(on_node) * DOWN_FRACTION)])
     while not stop.is_set():
         elapsed = time.monotonic() - started
         ts = int(time.time() * 1000)
-        for device, node in network.device_node.items():
+        for device, node in reporting:
             window = FAULTS.get(node)
             down = (
                 window is not None

@@ -22,7 +22,6 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,7 +38,7 @@ from tests.e2e.processes import Component, components
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.corpus import FAST_PATH_POISON, MiB, corpus
 from tests.reliability.figures import record, scale
-from tests.reliability.processes import eventually, json_lines, logged, tails
+from tests.reliability.processes import eventually, json_lines, logged, scrape, tails
 
 pytestmark = pytest.mark.reliability
 
@@ -156,15 +155,6 @@ def header(record: ConsumerRecord[Any, Any], name: str) -> str:
 async def outages(sessions: async_sessionmaker[AsyncSession]) -> list[Outage]:
     async with sessions() as session:
         return list(await session.scalars(select(Outage)))
-
-
-def scrape(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    samples: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                samples[tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
 
 
 @pytest.fixture
