@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.exceptions import ForewarnError, InvalidInputError
 
@@ -36,8 +38,26 @@ def _reason(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+# How long a client is told to wait when the database cannot be reached.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """What cannot be reached, if `exc` says so (down, restarting, connection lost) rather than
+    that the request was wrong: the first is worth a retry, the second is not."""
+    if isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return "the database is unavailable"
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        # asyncpg raises these bare when it cannot connect; so would a broker client.
+        return "a service Forewarn needs (database or broker) cannot be reached"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer validation errors with 422 naming each field, and `ForewarnError`s by status."""
+    """Answer validation errors with 422 naming each field, `ForewarnError`s by status, and a
+    database that cannot be reached with 503 and `Retry-After` (never a bare 500)."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -53,3 +73,17 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("request failed", path=request.url.path, error=type(exc).__name__)
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        what = unavailable(exc)
+        if what is None:
+            raise exc
+        log.warning("dependency unavailable", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse(
+            {"detail": f"{what}; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    app.add_exception_handler(DBAPIError, _unavailable)
+    app.add_exception_handler(OSError, _unavailable)

@@ -1,0 +1,47 @@
+"""A database that cannot be reached gets 503 with Retry-After, never a bare 500."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from app.db import create_engine, session_factory
+from app.errors import unavailable
+from consumers.broker import free_port
+from tests.integration.api_client import api_settings, client_factory
+
+
+async def test_the_api_answers_503_with_retry_after_while_postgresql_is_unreachable() -> None:
+    # Nothing listens on this port: what the API sees while PostgreSQL restarts.
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/forewarn"
+    engine = create_engine(url)
+    client = client_factory(api_settings(url), session_factory(engine))
+    try:
+        async with client() as http:
+            response = await http.get("/v1/rules")
+            readiness = await http.get("/readyz")
+    finally:
+        await engine.dispose()
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    # asyncpg raises a bare ConnectionRefusedError: the API cannot tell it from the broker's.
+    assert response.json() == {
+        "detail": "a service Forewarn needs (database or broker) cannot be reached; retry shortly"
+    }
+    assert readiness.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("exc", "unreachable"),
+    [
+        (OperationalError("SELECT 1", {}, ConnectionRefusedError()), True),
+        (ConnectionRefusedError(111, "Connect call failed"), True),
+        (TimeoutError(), True),
+        (IntegrityError("INSERT", {}, ValueError("duplicate key")), False),
+        (FileNotFoundError("template"), False),
+    ],
+)
+def test_only_connection_failures_count_as_unavailable(
+    exc: BaseException, unreachable: bool
+) -> None:
+    assert (unavailable(exc) is not None) is unreachable
