@@ -38,8 +38,7 @@ class SmtpSink:
         self.port = port if port is not None else free_port(host)
         self.messages: list[EmailMessage] = []
         self._refusing = threading.Event()
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
-        self._running = False
+        self._controller: Controller | None = None
 
     @property
     def refusing(self) -> bool:
@@ -54,16 +53,17 @@ class SmtpSink:
             self._refusing.clear()
 
     def start(self) -> None:
-        """Start serving in a background thread."""
-        if not self._running:
-            self._controller.start()
-            self._running = True
+        """Start serving in a background thread (again, on the same port, after `stop`)."""
+        if self._controller is None:
+            controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+            controller.start()
+            self._controller = controller
 
     def stop(self) -> None:
-        """Stop serving and join the background thread."""
-        if self._running:
+        """Stop serving and join the background thread; connections are refused until `start`."""
+        if self._controller is not None:
             self._controller.stop()
-            self._running = False
+            self._controller = None
 
     def __enter__(self) -> SmtpSink:
         self.start()

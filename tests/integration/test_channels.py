@@ -268,3 +268,19 @@ async def test_email_channel_from_settings_reaches_the_sink(smtp_server: SmtpSin
     [message] = smtp_server.messages
     assert message["From"] == settings.smtp_from
     assert message["List-Unsubscribe"] is None  # only a notice with a signed link carries one
+
+
+async def test_email_while_the_smtp_server_is_down_is_temporary_then_delivered(
+    smtp_server: SmtpSink,
+) -> None:
+    channel = email_channel(smtp_server.port, timeout=2.0)
+    notice = make_notice(to="a@example.com", channel="email")
+    smtp_server.stop()
+
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        await channel.send(notice)
+    smtp_server.start()  # the same port, as a restarted server would
+    await channel.send(notice)
+
+    assert caught.value.reason in {"connect_error", "timeout"}
+    assert len(smtp_server.messages) == 1
