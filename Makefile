@@ -47,7 +47,8 @@ bench: $(STAMP) $(PEER)/.installed
 ## The fault, load and poison suite at five times the size `make test` runs it (docs/reliability.md).
 .PHONY: reliability
 reliability: $(STAMP)
-	FOREWARN_RELIABILITY_SCALE=5 FOREWARN_RELIABILITY_LOAD_SECONDS=600 $(BIN)/pytest -m reliability -p no:cacheprovider tests/reliability
+	FOREWARN_RELIABILITY_SCALE=5 FOREWARN_RELIABILITY_LOAD_SECONDS=600 FOREWARN_RELIABILITY_STORM_CUSTOMERS=2500 \
+		$(BIN)/pytest -m reliability -p no:cacheprovider tests/reliability
 
 clean:
 	rm -rf $(VENV) $(PEER) forewarn.db .pytest_cache .mypy_cache .ruff_cache

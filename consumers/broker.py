@@ -46,6 +46,13 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The broker's process id (it leads a process group of its own)."""
+        if self._process is None:
+            raise BrokerUnavailableError("the embedded broker is not running")
+        return self._process.pid
+
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         """Spawn the broker and wait until it accepts connections."""
         try:

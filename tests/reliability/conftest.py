@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from consumers.broker import EmbeddedBroker
-from tests.reliability.figures import SESSION, scale
+from tests.reliability.figures import SESSION, scale, storm_customers_per_node
 from tests.reliability.storm import StormResult, run_storm
 
 # The storm runs once per session; the first test that asks for it pays for it.
@@ -41,6 +41,8 @@ def storm(
                 log_dir=log_dir,
                 scale=scale(),
                 seed=seed,
+                customers_per_node=storm_customers_per_node(),
+                broker=kafka_broker,
             ),
         ).result()
     try:

@@ -3,9 +3,11 @@
 `FOREWARN_RELIABILITY_SCALE` (default 1, what `make test` runs; `make reliability` uses 5)
 multiplies customers, examples and corpus sizes; `FOREWARN_RELIABILITY_LOAD_SECONDS` (60;
 `make reliability`: 600) and `FOREWARN_RELIABILITY_LOAD_RATE` (2,000 messages a second) size
-the sustained-load test. Every test records its figures with `record`:
-they are printed, shown in the terminal summary whatever the capture mode, and merged by test
-name into `bench/results/reliability.json`.
+the sustained-load test; `FOREWARN_RELIABILITY_STORM_CUSTOMERS` sets the storm's customers per
+node (`make reliability`: 2,500, for tens of thousands of notices).
+
+Every test records its figures with `record`: they are printed, shown in the terminal summary
+whatever the capture mode, and merged by test name into `bench/results/reliability.json`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "reliabili
 SCALE_VARIABLE = "FOREWARN_RELIABILITY_SCALE"
 LOAD_SECONDS_VARIABLE = "FOREWARN_RELIABILITY_LOAD_SECONDS"
 LOAD_RATE_VARIABLE = "FOREWARN_RELIABILITY_LOAD_RATE"
+STORM_CUSTOMERS_VARIABLE = "FOREWARN_RELIABILITY_STORM_CUSTOMERS"
 
 # Figures recorded in this session, for the terminal summary (see conftest.py).
 SESSION: dict[str, dict[str, Any]] = {}
@@ -40,6 +43,12 @@ def _positive(variable: str, default: int) -> int:
 def scale() -> int:
     """The size knob: a positive integer, 1 unless `FOREWARN_RELIABILITY_SCALE` says more."""
     return _positive(SCALE_VARIABLE, 1)
+
+
+def storm_customers_per_node() -> int:
+    """Customers per node in the storm: 40 × scale (one per modem) unless
+    `FOREWARN_RELIABILITY_STORM_CUSTOMERS` asks for more (`make reliability`: 2,500)."""
+    return max(_positive(STORM_CUSTOMERS_VARIABLE, 40 * scale()), 40 * scale())
 
 
 def load_seconds() -> int:

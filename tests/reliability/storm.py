@@ -27,12 +27,13 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory
 from app.notifications.models import OutboxRow
 from app.outages.models import Outage
-from consumers.broker import TOPICS, ensure_topics
+from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
 from notifiers.dispatcher import ClaimedRow, idempotency_key
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
@@ -46,6 +47,7 @@ from tests.reliability.processes import (
     logged,
     wait_healthy,
 )
+from tests.reliability.services import LocalPostgres, freeze, thaw
 
 ADMIN_TOKEN = "storm-admin-token-0123456789"
 LINK_SECRET = "storm-link-secret"
@@ -235,6 +237,11 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[Any
     return outages, rows
 
 
+# What the storm's own database reads see while PostgreSQL is down: a poll that meets one
+# simply answers "not yet".
+DATABASE_DOWN = (DBAPIError, OSError)
+
+
 async def run_storm(
     *,
     database_url: str,
@@ -242,10 +249,21 @@ async def run_storm(
     log_dir: Path,
     scale: int,
     seed: int,
+    customers_per_node: int | None = None,
+    broker: EmbeddedBroker | None = None,
 ) -> StormResult:
-    """Run the storm; return what happened. Every process but the API is stopped after it."""
+    """Run the storm; return what happened. Every process but the API is stopped after it.
+
+    Each node has 40 × `scale` modems that report and a customer on each; `customers_per_node`
+    adds customers whose devices do not report, up to that many per node. `broker` is the
+    embedded broker the storm may freeze (None: no broker fault).
+    """
     rng = random.Random(seed)  # noqa: S311 - the kill moments, reproducible from the seed
-    network = build_network(per_node=40 * scale)
+    modems = 40 * scale
+    network = build_network(
+        per_node=modems, silent_per_node=max((customers_per_node or 0) - modems, 0)
+    )
+    postgres, postgres_skipped = LocalPostgres.find(database_url)
     prefix = f"storm{seed % 100_000}."
     await ensure_topics(bootstrap, [f"{prefix}{name}" for name in TOPICS], 4)
     engine = create_engine(database_url)
@@ -334,17 +352,34 @@ async def run_storm(
                 sent_counter,
             )
         )
-        storm = Storm(rng, scale, stack, gateway, smtp, sessions, notifier_env, started, note)
+        storm = Storm(
+            rng,
+            scale,
+            stack,
+            gateway,
+            smtp,
+            sessions,
+            notifier_env,
+            started,
+            note,
+            postgres,
+            broker,
+        )
         lookups = [
             lookup(api_url, phone, 30.0 + i, storm)
             for i, phone in enumerate(lookup_phones(network))
         ]
-        killers = [asyncio.create_task(c) for c in storm.kills() + lookups]
+        killers = [
+            asyncio.create_task(c) for c in storm.kills() + storm.infrastructure_faults() + lookups
+        ]
         faults = [asyncio.create_task(c) for c in storm.provider_faults()]
         injectors = killers + faults
 
         async def all_resolved() -> bool:
-            outages, _ = await snapshot(sessions)
+            try:
+                outages, _ = await snapshot(sessions)
+            except DATABASE_DOWN:
+                return False
             resolved = {o.scope_id for o in outages if o.state == "resolved"}
             return resolved >= set(FAULTS)
 
@@ -363,7 +398,10 @@ async def run_storm(
         expected = customer_rows_expected(network, outage_of)
 
         async def drained() -> bool:
-            _, rows = await snapshot(sessions)
+            try:
+                _, rows = await snapshot(sessions)
+            except DATABASE_DOWN:
+                return False
             waiting = [r for r in rows if r.state in ("pending", "sending")]
             return len(rows) >= len(expected) and not waiting
 
@@ -414,6 +452,11 @@ async def run_storm(
         "retries": sum(attempts) - len(attempts),
         "max_attempts_of_a_notice": max(attempts, default=0),
         **notifier_log_figures(log_dir),
+        "lookups_answered_503": storm.lookups_503,
+        "faults_skipped": {
+            "postgresql_restart": postgres_skipped,
+            "broker_freeze": "" if broker is not None else "no embedded broker given",
+        },
         "outages_with_a_first_contact": contacts,
         "startup_seconds": round(startup_seconds, 1),
         "telemetry_to_all_resolved_seconds": next(
@@ -510,6 +553,9 @@ class Storm:
     notifier_env: dict[str, str]
     started: float
     note: Callable[[str], None]
+    postgres: LocalPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    lookups_503: int = 0
     # One lock per process role and per provider: a fault starts once the last one is over.
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Set once every outage is resolved: provider faults still waiting for traffic give up.
@@ -581,7 +627,10 @@ class Storm:
             self.note(f"SMTP: 451 off ({'after refusing' if refused else 'no'} {stage} e-mails)")
 
     async def _refused_at_least(self, stage: str, count: int) -> bool:
-        return await self.refused_emails(stage) >= count
+        try:
+            return await self.refused_emails(stage) >= count
+        except DATABASE_DOWN:
+            return False
 
     async def sms_fails(self, at: float, count: int, status: int) -> bool:
         """Answer the next `count` SMS requests after `at` with `status`; wait until they came."""
@@ -616,6 +665,50 @@ class Storm:
     async def resolved_phase_providers(self) -> None:
         await self.sms_fails(38.0, 30, 500)
 
+    async def smtp_down_after_refusing(self) -> None:
+        """451s as the resolved e-mails start, then the SMTP server is down altogether:
+        connections refused for 15 s (a minute at scale 4 and more), then back on its port."""
+        await self.smtp_refuses(38.0, "resolved")
+        if self.stopping.is_set():
+            return
+        seconds = 15.0 * min(self.scale, 4)
+        async with self.locks.setdefault("smtp", asyncio.Lock()):
+            self.note(f"SMTP server: down for {seconds:.0f} s")
+            self.smtp.stop()
+            await asyncio.sleep(seconds)
+            self.smtp.start()
+            self.note("SMTP server: up again")
+
+    async def postgres_restart(self, window: tuple[float, float], down: float = 5.0) -> None:
+        """Stop PostgreSQL (fast: every session cut) at a random moment; start it `down` s later."""
+        if self.postgres is None:
+            return
+        await self.at(self.rng.uniform(*window))
+        self.note("PostgreSQL: stop")
+        await asyncio.to_thread(self.postgres.stop)
+        await asyncio.sleep(down)
+        await asyncio.to_thread(self.postgres.start)
+        self.note("PostgreSQL: started again")
+
+    async def broker_freeze(self, window: tuple[float, float], seconds: float = 8.0) -> None:
+        """The broker stops answering (SIGSTOP) at a random moment, for longer than the group
+        session timeout (6 s), then goes on (SIGCONT) with its data: see services.py."""
+        if self.broker is None:
+            return
+        await self.at(self.rng.uniform(*window))
+        self.note(f"broker: frozen for {seconds:.0f} s")
+        freeze(self.broker)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            thaw(self.broker)
+        self.note("broker: answering again")
+
+    def infrastructure_faults(self) -> list[Coroutine[Any, Any, None]]:
+        """The broker freezes while the first outages are open, PostgreSQL restarts a little
+        later, as the contact centre looks callers up (from 30 s)."""
+        return [self.broker_freeze((16.0, 20.0)), self.postgres_restart((26.0, 32.0))]
+
     def kills(self) -> list[Coroutine[Any, Any, None]]:
         """Each over by 50 s (plus a restart); one more notifier kill is in the SMS faults."""
         return [
@@ -628,7 +721,7 @@ class Storm:
         return [
             self.detected_phase_providers(),
             self.resolved_phase_providers(),
-            self.smtp_refuses(38.0, "resolved"),
+            self.smtp_down_after_refusing(),
         ]
 
     async def stop(self) -> None:
@@ -650,7 +743,13 @@ async def lookup(api_url: str, phone: str, at: float, storm: Storm) -> None:
     await storm.at(at)
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as client:
-        response = await client.get("/v1/lookup", params={"phone": phone})
+        for _ in range(12):
+            response = await client.get("/v1/lookup", params={"phone": phone})
+            if response.status_code != 503:
+                break
+            # PostgreSQL is restarting: the API says so and when to come back.
+            storm.lookups_503 += 1
+            await asyncio.sleep(float(response.headers["Retry-After"]))
     if response.status_code not in (200, 404):
         raise Failed(f"lookup answered {response.status_code}: {response.text}")
 
