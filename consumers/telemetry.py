@@ -21,6 +21,7 @@ from the telemetry that follows the committed offset, since every device reports
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -121,6 +122,10 @@ class Detector:
         await consumer.start()
         try:
             await self._load()
+            # What exists now (modules, topology, rules) lives as long as the process: keep it
+            # out of the collector's full passes, which otherwise walk it again and again.
+            gc.collect()
+            gc.freeze()
             await self._publish_pending(producer)
             last_refresh = time.monotonic()
             last_batch = time.monotonic()
@@ -155,6 +160,7 @@ class Detector:
                     self.metrics.skipped.labels("detector", "error").inc()
                     await asyncio.sleep(1.0)
         finally:
+            gc.unfreeze()
             await consumer.stop()
             await producer.stop()
 

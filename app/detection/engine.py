@@ -13,7 +13,7 @@ attaches the children to it; an outage under an already open parent attaches at 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -77,11 +77,35 @@ class ParentState:
     since: float = 0.0
 
 
+# What the hot path needs of one scope: its signal's `observe` and the scope's key in `dirty`.
+_Entry = tuple[Callable[[str, float, float, str], bool], tuple[int, str]]
+
+
 @dataclass(slots=True)
 class _RuleRuntime:
     spec: RuleSpec
     scopes: dict[str, ScopeState] = field(default_factory=dict)
     parents: dict[str, ParentState] = field(default_factory=dict)
+    # scope -> _Entry, built on a scope's first reading. Valid for the runtime's life: a scope's
+    # state is never removed from `scopes` nor given another signal (`replace_rules` resets a
+    # signal only when it builds a new runtime).
+    entries: dict[str, _Entry] = field(default_factory=dict)
+
+    def entry(self, scope: str) -> _Entry:
+        """Return the hot path's entry for `scope`, creating its state if it has none."""
+        state = self.scopes.get(scope)
+        if state is None:
+            state = self.scopes[scope] = ScopeState(new_signal(self.spec.kind))
+        entry = self.entries[scope] = (state.signal.observe, (self.spec.id, scope))
+        return entry
+
+
+# One rule fed by one metric, unpacked per reading: the runtime, whether the metric is the
+# rule's clear metric, its label filter, its match filter (empty for a clear metric: any
+# reading of it clears) and the device -> scope cache of its scope level.
+_Route = tuple[
+    _RuleRuntime, bool, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], dict[str, str]
+]
 
 
 @dataclass(slots=True)
@@ -124,7 +148,7 @@ class DetectionEngine:
         self.late = 0
         self.suppressed = 0
         self._rules: dict[int, _RuleRuntime] = {}
-        self._by_metric: dict[str, list[tuple[_RuleRuntime, bool]]] = {}
+        self._by_metric: dict[str, list[_Route]] = {}
         self._contact_rules: list[_RuleRuntime] = []
         self._timed: set[tuple[int, str]] = set()
         self._maintenance: dict[str, list[tuple[float, float]]] = {}
@@ -165,14 +189,20 @@ class DetectionEngine:
             if spec.kind == "contacts_spike":
                 self._contact_rules.append(runtime)
                 continue
-            self._by_metric.setdefault(spec.metric, []).append((runtime, False))
+            cache = self._scopes[spec.scope]
+            self._by_metric.setdefault(spec.metric, []).append(
+                (runtime, False, spec.labels, spec.match, cache)
+            )
             if spec.clear_metric:
-                self._by_metric.setdefault(spec.clear_metric, []).append((runtime, True))
+                self._by_metric.setdefault(spec.clear_metric, []).append(
+                    (runtime, True, spec.labels, (), cache)
+                )
         self._timed = {key for key in self._timed if key[0] in self._rules}
 
     def replace_topology(self, topology: Topology) -> None:
         self.topology = topology
-        self._scopes = {level: {} for level in ScopeLevel}
+        for cache in self._scopes.values():
+            cache.clear()  # the routes hold these dicts
 
     def replace_maintenance(self, windows: Iterable[MaintenanceWindow]) -> None:
         """Set the maintenance windows; detection is suppressed on their scopes meanwhile."""
@@ -192,50 +222,49 @@ class DetectionEngine:
         watermark = self.watermark
         horizon = watermark - self.allowed_lateness
         by_metric = self._by_metric
-        scope_of = self.topology.scope_of
-        known_devices = self.topology.device_node
-        scopes = self._scopes
         maintenance = self._maintenance
+        late = 0
         for event in events:
             ts = event.ts
             if ts < horizon:
-                self.late += 1
+                late += 1
                 continue
             if ts > watermark:
                 watermark = ts
             routes = by_metric.get(event.metric)
-            if not routes:
+            if routes is None:
                 continue
-            if maintenance and self._in_maintenance(event.device_id, ts):
+            device_id = event.device_id
+            if maintenance and self._in_maintenance(device_id, ts):
                 self.suppressed += 1
                 continue
-            for runtime, is_clear in routes:
-                spec = runtime.spec
-                if spec.labels and not _labels_match(event, spec.labels):
+            for runtime, is_clear, labels, match, cache in routes:
+                if labels and not _labels_match(event, labels):
                     continue
-                if (
-                    spec.match
-                    and not is_clear
-                    and event.value != 0
-                    and not _labels_match(event, spec.match)
-                ):
+                if match and event.value != 0 and not _labels_match(event, match):
                     continue  # a 0 / false alarm event is a clear, whatever its labels
-                cache = scopes[spec.scope]
-                scope = cache.get(event.device_id)
+                scope = cache.get(device_id)
                 if scope is None:
-                    scope = scope_of(event, spec.scope)
+                    scope = self._scope_of(event, runtime.spec.scope, cache)
                     if scope is None:
-                        self.unscoped += 1
                         continue
-                    if event.device_id in known_devices:
-                        cache[event.device_id] = scope
-                state = runtime.scopes.get(scope)
-                if state is None:
-                    state = runtime.scopes[scope] = ScopeState(new_signal(spec.kind))
-                value = 0.0 if is_clear else event.value
-                if state.signal.observe(event.device_id, ts, value, event.metric):
-                    dirty.add((spec.id, scope))
+                entry = runtime.entries.get(scope)
+                if entry is None:
+                    entry = runtime.entry(scope)
+                observe, key = entry
+                if observe(device_id, ts, 0.0 if is_clear else event.value, event.metric):
+                    dirty.add(key)
+        self.late += late
         return self._finish(dirty, watermark, now)
+
+    def _scope_of(self, event: Telemetry, level: ScopeLevel, cache: dict[str, str]) -> str | None:
+        """Place a reading at `level`, caching the answer for devices in the inventory."""
+        scope = self.topology.scope_of(event, level)
+        if scope is None:
+            self.unscoped += 1
+        elif event.device_id in self.topology.device_node:
+            cache[event.device_id] = scope
+        return scope
 
     def feed_contacts(
         self, contacts: Iterable[Contact], now: float | None = None

@@ -44,13 +44,14 @@ class RatioSignal:
 
     def observe(self, device_id: str, ts: float, value: float, metric: str) -> bool:
         is_down = value == 0
+        reading = (ts, is_down)
         previous = self.devices.get(device_id)
         if previous is not None:
             # Newest reading wins; at equal times, down wins (so order never matters).
-            if (previous[0], previous[1]) >= (ts, is_down):
+            if previous >= reading:
                 return False
             self.down -= previous[1]
-        self.devices[device_id] = (ts, is_down)
+        self.devices[device_id] = reading
         self.down += is_down
         return True
 

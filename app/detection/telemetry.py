@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import msgspec
+
 from app.rules.schemas import ScopeLevel
 
 # The level above each level, for correlation: node outages roll up into a hub outage.
@@ -15,12 +17,14 @@ PARENT_LEVEL: dict[ScopeLevel, ScopeLevel] = {
 }
 
 
-@dataclass(slots=True)
-class Telemetry:
+class Telemetry(msgspec.Struct, frozen=True, gc=False):
     """One reading: event time in epoch seconds, the device, the metric and its value.
 
-    Treat it as immutable. It is not `frozen` only because a frozen dataclass is four times
-    slower to build, and the decoder builds one per message on the hot path.
+    A msgspec struct rather than a dataclass because the decoder builds one per message on
+    the hot path: it is built in C (0.04 µs instead of 0.10), and `gc=False` keeps the
+    readings of a batch (which hold only strings, floats and a dict of strings, so never a
+    cycle) out of the garbage collector, which spent up to a third of the detector's time
+    walking them.
     """
 
     ts: float

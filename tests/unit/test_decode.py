@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import orjson
@@ -9,8 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.detection.telemetry import Telemetry
 from consumers.decode import (
     MAX_MESSAGE_BYTES,
+    MAX_TS,
+    MIN_TS,
     decode_telemetry,
     decode_telemetry_into,
     decode_telemetry_message,
@@ -170,3 +174,51 @@ def test_the_hot_path_and_the_plain_decoder_agree_on_any_bytes(raw: bytes) -> No
 def test_invalid_utf8_inside_a_string_takes_the_exact_reason_path() -> None:
     raw = b'{"ts": 1763800000000, "device_id": "\xff\xfe", "metric": "m", "value": 1}'
     assert _both(raw) == ("not_utf8", "not_utf8")
+
+
+@pytest.mark.parametrize(
+    ("ts", "accepted"),
+    [
+        (int(MIN_TS) * 1000 - 1, False),
+        (int(MIN_TS) * 1000, True),
+        (int(MAX_TS) * 1000 - 1, True),
+        (int(MAX_TS) * 1000, False),
+    ],
+)
+def test_the_hot_path_and_the_plain_decoder_agree_at_the_edges_of_the_time_range(
+    ts: int, accepted: bool
+) -> None:
+    fast, slow = _both(encode(ts=ts))
+    assert fast == slow
+    assert isinstance(fast, list) is accepted
+
+
+WELL_FORMED = st.fixed_dictionaries(
+    {
+        "ts": st.integers(int(MIN_TS) * 1000 - 10, int(MAX_TS) * 1000 + 10),
+        "device_id": st.text(min_size=1, max_size=5),
+        "metric": st.text(min_size=1, max_size=5),
+        "value": st.booleans() | st.integers(-(2**80), 2**80) | st.floats(),
+    },
+    optional={
+        "labels": st.dictionaries(st.text(max_size=3), st.text(max_size=3)) | st.none(),
+        "other": st.integers() | st.text(max_size=3),
+    },
+)
+
+
+@given(WELL_FORMED)
+def test_the_hot_path_and_the_plain_decoder_agree_on_messages_that_nearly_all_decode(
+    message: dict[str, object],
+) -> None:
+    fast, slow = _both(json.dumps(message).encode())
+    assert fast == slow
+
+
+def test_readings_stay_out_of_the_garbage_collector() -> None:
+    """A batch's readings live until the engine has them: the collector need not walk them."""
+    readings: list[Telemetry] = []
+    decode_telemetry_into(encode(labels={"node": "node-17"}), readings)
+    readings += decode_telemetry_message(encode(ts="2026-11-22T07:00:00Z"))
+    assert len(readings) == 2
+    assert not any(gc.is_tracked(reading) for reading in readings)

@@ -178,3 +178,23 @@ def test_forgetting_closed_outages_keeps_the_ones_still_open() -> None:
     )
     engine.forget_closed([active])
     assert engine.feed(readings(T0 + 10, 0, down=12)) == []
+
+
+def test_a_device_moved_to_another_node_counts_there_once_the_topology_is_replaced() -> None:
+    engine = DetectionEngine([spec(**{"for": "0s"})], topology())
+    assert engine.feed(readings(T0, 0, down=0)) == []  # node-0's devices, placed and cached
+    moved = dict(topology().device_node) | {f"n0-d{d}": "node-1" for d in range(10)}
+    engine.replace_topology(Topology(device_node=moved, parent={"node-1": "hub-1"}))
+    opened = engine.feed(readings(T0 + 10, 0, down=10)[:10])
+    assert states(opened) == [("node-1", OutageState.SUSPECTED), ("node-1", OutageState.OPEN)]
+
+
+def test_a_rule_moved_to_another_scope_level_places_readings_at_the_new_level() -> None:
+    engine = DetectionEngine([spec(**{"for": "0s"})], topology())
+    assert engine.feed(readings(T0, 0, down=0)) == []
+    engine.replace_rules([spec(**{"for": "0s", "scope": "hub"})])
+    opened = engine.feed(readings(T0 + 10, 0, down=12))
+    assert [(t.scope_level, t.scope_id, t.to_state) for t in opened] == [
+        ("hub", "hub-1", OutageState.SUSPECTED),
+        ("hub", "hub-1", OutageState.OPEN),
+    ]
