@@ -32,7 +32,7 @@ def _load_object(raw: bytes | None) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _classify_unparsable(raw) from None
+        data = _load_beyond_orjson(raw)
     if type(data) is not dict:
         raise DecodeError(
             "not_object", f"the message is a JSON {type(data).__name__}, not an object"
@@ -84,7 +84,13 @@ def decode_telemetry_into(raw: bytes | None, out: list[Telemetry]) -> None:
             pass
         else:
             value = message.value
-            if message.event is None and message.eventList is None and math.isfinite(value):
+            if (
+                message.event is None
+                and message.eventList is None
+                and math.isfinite(value)
+                # msgspec skips a field it does not know without checking its bytes are UTF-8
+                and (raw.isascii() or _is_utf8(raw))
+            ):
                 out.append(
                     Telemetry(
                         message.ts / 1000.0,
@@ -100,6 +106,14 @@ def decode_telemetry_into(raw: bytes | None, out: list[Telemetry]) -> None:
         out.extend(_ves(data))
     else:
         out.append(_to_event(data))
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def decode_telemetry_message(raw: bytes | None) -> list[Telemetry]:
@@ -214,15 +228,55 @@ def _checked_float(text: str) -> float:
     return number
 
 
-def _classify_unparsable(raw: bytes) -> DecodeError:
+def _check_text(data: Any) -> None:
+    """Raise ValueError if a string anywhere in `data` is not text (a lone surrogate)."""
+    if type(data) is str:
+        data.encode("utf-8")  # UnicodeEncodeError is a ValueError
+    elif type(data) is dict:
+        for key, value in data.items():
+            _check_text(key)
+            _check_text(value)
+    elif type(data) is list:
+        for item in data:
+            _check_text(item)
+
+
+def _checked_int(text: str) -> int:
+    # No double holds more than 309 integer digits; the check also spares `int()` its limit
+    # on very long literals (4,300 digits), which would make them `not_json`.
+    if len(text.lstrip("-")) > 309:
+        raise _NonFinite(text)
+    number = int(text)
+    try:
+        float(number)
+    except OverflowError:
+        raise _NonFinite(text) from None
+    return number
+
+
+def _load_beyond_orjson(raw: bytes) -> Any:
+    """What orjson refused: say why exactly, or decode it if it is JSON after all.
+
+    orjson refuses integers beyond 64 bits that are valid JSON and fit a double (a value of
+    1e19 written out in digits); the standard library takes them. It also takes a lone
+    surrogate escape (`"\\ud800"`), which is no text and stays refused as `not_json`.
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return DecodeError("not_utf8", f"invalid UTF-8 at byte {exc.start}")
+        raise DecodeError("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
     try:
-        json.loads(text, parse_constant=_reject_constant, parse_float=_checked_float)
+        data = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_checked_float,
+            parse_int=_checked_int,
+        )
+        _check_text(data)
+        return data
     except _NonFinite:
-        return DecodeError("non_finite_number", "NaN and Infinity are not allowed")
+        raise DecodeError(
+            "non_finite_number", "NaN, Infinity and numbers beyond a double are not allowed"
+        ) from None
     except (ValueError, RecursionError):
-        return DecodeError("not_json", "the message is not valid JSON")
-    return DecodeError("not_json", "the message is not valid JSON")
+        raise DecodeError("not_json", "the message is not valid JSON") from None

@@ -120,6 +120,8 @@ def _numeric(
 ) -> list[Telemetry]:
     out: list[Telemetry] = []
     for key, raw in values.items():
+        if not key:  # a metric needs a name, as in contract v1
+            continue
         try:
             number = float(raw)
         except (TypeError, ValueError):

@@ -241,14 +241,8 @@ def check_telemetry(raw: bytes | None) -> None:
             decode_telemetry_into(raw, [])
         except DecodeError as again:
             assert again.reason == exc.reason
-        except (OverflowError, RecursionError) as escaped:
-            # Pinned by test_the_hot_path_refuses_..._with_decode_error below (a known bug).
-            assert fast_path_bug(exc, escaped), (exc, escaped)
-            tally(f"known_bug_fast_path_{type(escaped).__name__}")
         else:
-            # Pinned by test_the_hot_path_refuses_invalid_utf8_in_a_field_name (a known bug).
-            assert exc.reason == "not_utf8", f"the hot path took what the slow path refused: {exc}"
-            tally("known_bug_fast_path_accepts_invalid_utf8")
+            raise AssertionError(f"the hot path took what the slow path refused: {exc}")
         return
     assert readings, "a message that decodes gives at least one reading"
     for reading in readings:
@@ -256,8 +250,7 @@ def check_telemetry(raw: bytes | None) -> None:
         assert MIN_TS <= reading.ts < MAX_TS
         assert isinstance(reading.device_id, str) and reading.device_id
         assert isinstance(reading.metric, str)
-        # An empty metric from a VES measurement is pinned by its own (xfail) test below.
-        assert reading.metric or (reading.labels or {}).get("ves_domain") == "measurement"
+        assert reading.metric  # from VES too (test_a_ves_measurement_never_gives_...)
         assert isinstance(reading.value, float) and math.isfinite(reading.value)
         assert reading.labels is None or all(
             isinstance(k, str) and isinstance(v, str) for k, v in reading.labels.items()
@@ -266,11 +259,6 @@ def check_telemetry(raw: bytes | None) -> None:
     decode_telemetry_into(raw, into)
     assert into == readings
     tally("decoded")
-
-
-def fast_path_bug(refused: DecodeError, escaped: Exception) -> bool:
-    """The ways msgspec's fast path still escapes (FAST_PATH_BUG, the xfail tests at the end)."""
-    return refused.reason == "not_json" and isinstance(escaped, OverflowError | RecursionError)
 
 
 def check_contact(raw: bytes | None) -> None:
@@ -338,7 +326,7 @@ def test_damaged_messages_decode_or_raise_decode_error(document: Any, data: st.D
 
 
 def test_deep_nesting_and_huge_messages_are_refused_with_a_reason() -> None:
-    """By the slow path; the hot path's RecursionError is FAST_PATH_BUG."""
+    """By the slow path; the hot path agrees (FAST_PATH_POISON)."""
     assert_reason(b"[" * 10_000 + b"]" * 10_000, "not_json")
     assert_reason(b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "not_json")
     assert_reason(b'{"x": "' + b"y" * (1024 * 1024) + b'"}', "too_large")
@@ -368,23 +356,11 @@ def test_a_contact_whose_channel_is_a_list_or_an_object_is_refused_as_bad_type(
     assert caught.value.reason == "bad_type"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/telemetry.md: `non_finite_number` covers 'a number too large for a double', "
-    "but an integer literal beyond a double (400 digits) is classified `not_json`: orjson "
-    "refuses it and the fallback `json.loads` parses big integers without `parse_int`",
-)
 def test_an_integer_too_large_for_a_double_is_refused_as_non_finite_number() -> None:
     raw = b'{"ts": 1, "device_id": "d", "metric": "m", "value": ' + b"9" * 400 + b"}"
     assert_reason(raw, "non_finite_number")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="minor product bug: a VES measurement whose additionalFields has the key '' gives a "
-    "reading with an empty metric, which contract v1 refuses for plain telemetry (metric: "
-    "non-empty string); consumers/ves.py `_numeric` does not check the key",
-)
 def test_a_ves_measurement_never_gives_a_reading_with_an_empty_metric() -> None:
     header = {"domain": "measurement", "sourceName": "cell-1", "lastEpochMicrosec": NOW_MS * 1000}
     raw = orjson.dumps(
@@ -404,12 +380,6 @@ def test_the_hot_path_refuses_what_the_slow_path_refuses_with_decode_error(poiso
     assert caught.value.reason in poison.reasons
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug in the decoder fast path: msgspec skips a field it does not know "
-    "without checking that its name is UTF-8, so a message the slow path refuses as "
-    "`not_utf8` is applied by the detector instead of dead-lettered",
-)
 def test_the_hot_path_refuses_invalid_utf8_in_a_field_name() -> None:
     raw = b'{"\x80abels": {}, "device_id": "d", "metric": "m", "value": 1, "ts": 1795000000000}'
     assert_reason(raw, "not_utf8")  # the slow path

@@ -222,3 +222,28 @@ def test_readings_stay_out_of_the_garbage_collector() -> None:
     readings += decode_telemetry_message(encode(ts="2026-11-22T07:00:00Z"))
     assert len(readings) == 2
     assert not any(gc.is_tracked(reading) for reading in readings)
+
+
+def test_an_integer_beyond_64_bits_that_fits_a_double_decodes_on_both_paths() -> None:
+    # orjson refuses it; it is valid JSON and a valid value all the same.
+    raw = b'{"ts": 1795000000000, "device_id": "d", "metric": "m", "value": 10000000000000000000}'
+    into: list[Telemetry] = []
+    decode_telemetry_into(raw, into)
+    assert into == [decode_telemetry(raw)]
+    assert into[0].value == 1e19
+
+
+@pytest.mark.parametrize("digits", [310, 400, 5000])
+def test_an_integer_too_large_for_a_double_is_a_non_finite_number(digits: int) -> None:
+    raw = b'{"ts": 1795000000000, "device_id": "d", "metric": "m", "value": ' + b"9" * digits
+    with pytest.raises(DecodeError) as caught:
+        decode_telemetry(raw + b"}")
+    assert caught.value.reason == "non_finite_number"
+
+
+def test_a_lone_surrogate_escape_stays_refused_when_orjson_hands_over() -> None:
+    # A big integer sends the message past orjson; the escape is still no text.
+    raw = rb'{"ts": 1795000000000, "device_id": "\ud800", "metric": "m", "value": 1e0, "n": '
+    with pytest.raises(DecodeError) as caught:
+        decode_telemetry(raw + b"10000000000000000000}")
+    assert caught.value.reason == "not_json"
