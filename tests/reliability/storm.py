@@ -389,7 +389,7 @@ async def run_storm(
         await publisher
         await asyncio.wait_for(asyncio.gather(*killers), 60)
         await storm.stop()
-        await asyncio.wait_for(asyncio.gather(*faults), 30)
+        await asyncio.wait_for(asyncio.gather(*faults), 120)
         await storm.stop()  # anything a fault switched on as it ended
         note("provider faults over")
 
@@ -669,8 +669,6 @@ class Storm:
         """451s as the resolved e-mails start, then the SMTP server is down altogether:
         connections refused for 15 s (a minute at scale 4 and more), then back on its port."""
         await self.smtp_refuses(38.0, "resolved")
-        if self.stopping.is_set():
-            return
         seconds = 15.0 * min(self.scale, 4)
         async with self.locks.setdefault("smtp", asyncio.Lock()):
             self.note(f"SMTP server: down for {seconds:.0f} s")

@@ -7,6 +7,7 @@ and makes the SMS gateway fail (500, 429, timeouts) and the SMTP server refuse f
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import pytest
@@ -100,3 +101,16 @@ def test_the_storm_stopped_cleanly_and_reports_its_figures(storm: StormResult) -
             "timeline": [f"{t:>6.1f}s {what}" for t, what in storm.timeline],
         },
     )
+
+
+def test_postgresql_the_broker_and_the_smtp_server_went_down_and_came_back(
+    storm: StormResult,
+) -> None:
+    """The infrastructure faults happened; the checks above show nothing was lost to them."""
+    skipped = {fault: why for fault, why in storm.figures["faults_skipped"].items() if why}
+    if skipped and os.environ.get("FOREWARN_RELIABILITY_ALLOW_SKIPS") == "1":
+        pytest.skip(f"faults not injected: {skipped}")
+    assert not skipped, "set FOREWARN_RELIABILITY_ALLOW_SKIPS=1 to accept"
+    happened = [what for _, what in storm.timeline]
+    for back in ("PostgreSQL: started again", "broker: answering again", "SMTP server: up again"):
+        assert back in happened, storm.timeline
