@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="latency: seconds per rate")
     parser.add_argument("--customers", type=int, default=100_000, help="fan-out: customers")
     parser.add_argument("--database-url", default=None, help="fan-out: default a temp SQLite")
-    parser.add_argument("--peer-messages", type=int, default=200_000, help="peer: messages")
+    parser.add_argument("--peer-messages", type=int, default=1_000_000, help="peer: messages")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

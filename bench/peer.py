@@ -17,7 +17,10 @@ own install resolves to; it runs with the newer ones all the same (pip only warn
    It runs twice: with Quix's default changelog topic (fault-tolerant state, every state
    write also produced to Kafka) and without it (local RocksDB only; Forewarn keeps no such
    log either, it rebuilds device state by replaying telemetry after the committed offset).
-5. Both must find the same outages: Forewarn's persisted node outages against the peer's
+5. The peer's own ceiling: its Kafka client (confluent-kafka) consuming and decoding the topic
+   and nothing else, as step 2 does for Forewarn's, so each framework's rate can be read
+   against its own client's.
+6. Both must find the same outages: Forewarn's persisted node outages against the peer's
    `open` events read back from its output topic, per (node, metric).
 
 What the embedded broker (Tansu 0.6.0) does with the peer, as tried:
@@ -93,9 +96,17 @@ ScopeKey = tuple[str, str]  # (node, metric)
 
 
 async def peer_rate(
-    bootstrap: str, topic: str, output: str, messages: int, changelog: bool
+    bootstrap: str,
+    topic: str,
+    output: str,
+    messages: int,
+    changelog: bool,
+    client_raw: bool = False,
 ) -> dict[str, Any]:
-    """Run the peer in its own process until it has processed `messages`; return its figures."""
+    """Run the peer in its own process until it has processed `messages`; return its figures.
+
+    `client_raw`: run only its Kafka client's raw consume + decode instead of the application.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-peer-state-") as state_dir:
         command = [
             PEER_PYTHON,
@@ -113,6 +124,7 @@ async def peer_rate(
             "--group",
             f"bench-peer-{uuid.uuid4().hex[:8]}",
             "--changelog" if changelog else "--no-changelog",
+            *(["--client-raw"] if client_raw else []),
         ]
         process = await asyncio.create_subprocess_exec(
             *command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -225,6 +237,11 @@ async def run(messages: int, devices: int) -> dict[str, Any]:
         ours, outages = await detector_rate(settings, topic, messages)
         console.print(f"forewarn detector: {ours:,.0f} msg/s ({outages} outage(s) persisted)")
         ours_opened = await forewarn_opens(settings.database_url)
+        client = await peer_rate(bootstrap, topic, "", messages, False, client_raw=True)
+        client_raw = float(client["msgs_per_s"])
+        console.print(
+            f"raw confluent-kafka (the peer's client) consume + decode: {client_raw:,.0f}"
+        )
         rates: dict[str, float] = {}
         opened: dict[str, Counter[ScopeKey]] = {}
         clears: dict[str, int] = {}
@@ -256,6 +273,8 @@ async def run(messages: int, devices: int) -> dict[str, Any]:
         "forewarn_over_raw": round(ours / raw, 3),
         "peer_over_raw": round(peer / raw, 3),
         "peer_no_changelog_over_raw": round(fastest / raw, 3),
+        "peer_client_raw": round(client_raw),
+        "peer_over_its_client_raw": round(peer / client_raw, 3),
         "forewarn_outages": _scopes(ours_opened),
         "peer_outages": _scopes(opened["peer"]),
         "peer_no_changelog_outages": _scopes(opened["peer_no_changelog"]),
@@ -278,6 +297,10 @@ async def run(messages: int, devices: int) -> dict[str, Any]:
         f"{figures['forewarn_over_peer_no_changelog']}x",
     )
     console.print(table)
+    console.print(
+        f"the peer's own client (confluent-kafka) consumes + decodes {client_raw:,.0f} msg/s here: "
+        f"Quix runs at {peer / client_raw:.2f} of it, Forewarn at {ours / raw:.2f} of aiokafka's"
+    )
     style = "green" if same else "bold red"
     console.print(
         f"[{style}]outages opened: forewarn {figures['forewarn_outages']}, "

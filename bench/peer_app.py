@@ -90,6 +90,38 @@ def _worker(
     }
 
 
+def _client_raw(bootstrap: str, topic: str, messages: int, group: str) -> dict[str, Any]:
+    """The peer's own ceiling: Quix's Kafka client (confluent-kafka, librdkafka) consuming the
+    topic and decoding each message, nothing else, timed from the first batch, committing
+    after each (the counterpart of Forewarn's raw aiokafka baseline)."""
+    import orjson
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    seen, first = 0, 0.0
+    while seen < messages:
+        batch = consumer.consume(5000, 1.0)
+        if batch and not first:
+            first = time.perf_counter()
+        for message in batch:
+            orjson.loads(message.value() or b"null")
+        seen += len(batch)
+        if batch:
+            consumer.commit(asynchronous=True)
+    seconds = time.perf_counter() - first
+    consumer.close()
+    return {"processed": seen, "seconds": seconds, "msgs_per_s": seen / seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", required=True)
@@ -99,7 +131,12 @@ def main() -> None:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--changelog", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--client-raw", action="store_true", help="only the client's raw rate")
     args = parser.parse_args()
+    if args.client_raw:
+        result = _client_raw(args.bootstrap, args.topic, args.messages, args.group)
+        print(RESULT_MARK + json.dumps(result), flush=True)  # noqa: T201 - read by bench/peer.py
+        return
     result = _worker(
         args.bootstrap,
         args.topic,

@@ -20,9 +20,15 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _bars(name: str, title: str, labels: list[str], values: list[float], unit: str) -> None:
-    figure, axes = plt.subplots(figsize=(6, 3.2))
-    bars = axes.bar(labels, values, color=["#8a8a8a", "#0b5fff", "#f28e2b"][: len(values)])
+# Baselines grey, Forewarn blue, the peer orange.
+COLORS = {"baseline": "#8a8a8a", "forewarn": "#0b5fff", "peer": "#f28e2b"}
+
+
+def _bars(
+    name: str, title: str, labels: list[str], values: list[float], unit: str, kinds: list[str]
+) -> None:
+    figure, axes = plt.subplots(figsize=(6.6, 3.4))
+    bars = axes.bar(labels, values, color=[COLORS[kind] for kind in kinds])
     axes.bar_label(bars, labels=[f"{v:,.0f}" for v in values])
     axes.set_title(title)
     axes.set_ylabel(unit)
@@ -40,16 +46,23 @@ def main() -> None:
             ["raw aiokafka\nconsume+decode", "Forewarn\ndetector"],
             [detector["raw_msgs_per_s"], detector["detector_msgs_per_s"]],
             "messages/s",
+            ["baseline", "forewarn"],
         )
     if peer := _load("peer"):
-        keys = [("raw", "raw"), ("forewarn", "Forewarn"), ("peer", "Quix Streams")]
-        present = [(k, label) for k, label in keys if isinstance(peer.get(k), int | float)]
+        keys = [
+            ("raw", "aiokafka\nraw", "baseline"),
+            ("forewarn", "Forewarn", "forewarn"),
+            ("peer_client_raw", "confluent-kafka\nraw (Quix's client)", "baseline"),
+            ("peer", "Quix Streams", "peer"),
+        ]
+        present = [key for key in keys if isinstance(peer.get(key[0]), int | float)]
         _bars(
             "peer",
             "Same ratio_down rule, same topic, same run",
-            [label for _, label in present],
-            [float(peer[k]) for k, _ in present],
+            [label for _, label, _ in present],
+            [float(peer[k]) for k, _, _ in present],
             "messages/s",
+            [kind for _, _, kind in present],
         )
     if latency := _load("latency"):
         runs = latency["runs"]
@@ -85,6 +98,7 @@ def main() -> None:
             ["SMS/s"],
             [fanout["sms_per_s_per_process"]],
             "SMS/s",
+            ["forewarn"],
         )
 
 

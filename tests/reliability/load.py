@@ -46,7 +46,14 @@ from tests.reliability.processes import (
     tails,
     wait_healthy,
 )
-from tests.reliability.storm import ADMIN_TOKEN, DOWN_FRACTION, RULE, Network, build_network
+from tests.reliability.storm import (
+    ADMIN_TOKEN,
+    DOWN_FRACTION,
+    RULE,
+    Network,
+    build_network,
+    outage_record,
+)
 
 HUBS, NODES_PER_HUB = 4, 5
 FAULT_EVERY, FAULT_LASTS, FIRST_FAULT = 15.0, 8.0, 5.0
@@ -300,16 +307,7 @@ async def run_load(
         network=network,
         faults=faults,
         samples=samples,
-        outages=[
-            {
-                "scope_id": o.scope_id,
-                "id": o.id,
-                "state": o.state,
-                "opened_at": o.opened_at,
-                "resolved_at": o.resolved_at,
-            }
-            for o in outages
-        ],
+        outages=[outage_record(o) for o in outages],
         rows=[
             {
                 "customer_id": r.customer_id,

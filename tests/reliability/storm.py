@@ -237,6 +237,18 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[Any
     return outages, rows
 
 
+def outage_record(outage: Outage) -> dict[str, Any]:
+    """What the assertions need of an outage row, detached from its session."""
+    return {
+        "id": outage.id,
+        "scope_id": outage.scope_id,
+        "state": outage.state,
+        "started_at": outage.started_at,
+        "opened_at": outage.opened_at,
+        "resolved_at": outage.resolved_at,
+    }
+
+
 # What the storm's own database reads see while PostgreSQL is down: a poll that meets one
 # simply answers "not yet".
 DATABASE_DOWN = (DBAPIError, OSError)
@@ -479,17 +491,7 @@ async def run_storm(
         seed=seed,
         scale=scale,
         network=network,
-        outages=[
-            {
-                "id": o.id,
-                "scope_id": o.scope_id,
-                "state": o.state,
-                "started_at": o.started_at,
-                "opened_at": o.opened_at,
-                "resolved_at": o.resolved_at,
-            }
-            for o in outages
-        ],
+        outages=[outage_record(o) for o in outages],
         rows=[
             {
                 "id": r.id,
