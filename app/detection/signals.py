@@ -210,6 +210,10 @@ class AlarmSignal:
         return False
 
 
+# Epoch seconds of the first contact of a `contacts_spike` window, in its verdict's details.
+FIRST_CONTACT_DETAIL = "first_contact_ts"
+
+
 @dataclass(slots=True)
 class ContactsSignal:
     """`contacts_spike`: contacts in the last window against the scope's usual rate.
@@ -236,17 +240,17 @@ class ContactsSignal:
         times = self.times
         while times and times[0] <= oldest:
             times.popleft()
-        current = sum(1 for t in times if t > now - window)
+        in_window = [t for t in times if t > now - window]
+        current = len(in_window)
         baseline = (len(times) - current) / self.BASELINE_WINDOWS
         expected = max(baseline, 1.0 / self.BASELINE_WINDOWS)
         firing = current >= spec.min_devices and current > spec.factor * expected
         clear = current < spec.min_devices and current <= spec.factor * expected
-        return Verdict(
-            firing,
-            clear,
-            current,
-            {"contacts": current, "baseline": round(baseline, 3)},
-        )
+        details: dict[str, float | int] = {"contacts": current, "baseline": round(baseline, 3)}
+        if in_window:
+            # The spike's first call is the outage's first customer contact (its lead time).
+            details[FIRST_CONTACT_DETAIL] = in_window[0]
+        return Verdict(firing, clear, current, details)
 
     @property
     def needs_timer(self) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import Clock, utc_now
 from app.detection.engine import ActiveOutage
+from app.detection.signals import FIRST_CONTACT_DETAIL
 from app.detection.telemetry import Contact, Topology
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import STAMP_COLUMN, OutageState, Transition, can_move
@@ -111,9 +112,21 @@ async def apply_transition(
         return None
     _move(active, target, transition.at, clock(), next_update_interval)
     active.details = {**active.details, **transition.details}
+    _stamp_first_contact(active, transition)
     event = outage_event(active, target, current, transition.at)
     session.add(_timeline(active.id, transition, target, event=event))
     return event
+
+
+def _stamp_first_contact(outage: Outage, transition: Transition) -> None:
+    """An outage found by a spike of calls has its first contact in the spike itself (the
+    contacts that opened it came before it existed, so `record_first_contacts` missed them)."""
+    first = transition.details.get(FIRST_CONTACT_DETAIL)
+    if first is None:
+        return
+    at = datetime.fromtimestamp(first, UTC)
+    if outage.first_contact_at is None or at < outage.first_contact_at:
+        outage.first_contact_at = at
 
 
 def _move(
@@ -173,6 +186,7 @@ async def _insert(
         is_parent=transition.is_parent,
     )
     _move(outage, target, transition.at, clock(), interval)
+    _stamp_first_contact(outage, transition)
     if target is OutageState.OPEN:
         outage.suspected_at = transition.at
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -181,3 +182,15 @@ async def test_the_first_customer_contact_is_stamped_once_and_gives_the_lead_tim
     async with sessions() as session:
         outage = (await session.scalars(select(Outage))).one()
     assert outage.first_contact_at == call
+
+
+async def test_an_outage_opened_by_a_spike_of_calls_has_the_spikes_first_call_as_first_contact(
+    sessions: async_sessionmaker[AsyncSession], rule: None
+) -> None:
+    first_call = T0 - timedelta(minutes=4)
+    spike = transition(OutageState.OPEN, T0)
+    spike = replace(spike, details={"contacts": 6, "first_contact_ts": first_call.timestamp()})
+    await apply(sessions, spike)
+    async with sessions() as session:
+        outage = (await session.scalars(select(Outage))).one()
+    assert outage.first_contact_at == first_call

@@ -180,6 +180,8 @@ def test_a_spike_of_calls_over_the_baseline_opens_an_outage() -> None:
     spike = engine.feed_contacts(calls(T0 + 600 * 12, "h0-n0", 8))
     assert moves(spike)[-1] == ("node", "h0-n0", OPEN)
     assert spike[-1].details["contacts"] == 8
+    # Its first customer contact is the spike's first call, not one from the quiet days.
+    assert spike[-1].details["first_contact_ts"] == T0 + 600 * 12
 
 
 def test_a_handful_of_calls_below_min_contacts_opens_nothing() -> None:
