@@ -1,7 +1,7 @@
 """`make run`: the whole of Forewarn on the embedded default, with a scenario to find.
 
 Starts the embedded broker, a fresh SQLite file, a loopback SMTP server and SMS gateway and
-every component, then plays scenarios/demo.yaml into it: a few hundred modems and set-top
+every component, then plays forewarn/scenarios/demo.yaml into it: a few hundred modems and set-top
 boxes, a fibre cut on one node, a power cut on a hub a little later, a modem that flaps, and
 customers who start calling a few minutes into each fault. A live table shows each outage,
 and how long before the first customer called Forewarn knew; every transition and notice is
@@ -50,7 +50,7 @@ from forewarn.runtime import (
     open_runtime,
     run_until_stopped,
 )
-from forewarn.scenario import Scenario, load_scenario
+from forewarn.scenario import SCENARIOS, Scenario, load_scenario
 from forewarn.simulator import (
     ScenarioResult,
     SimProgress,
@@ -63,7 +63,7 @@ from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
 
 DEMO_DB = Path("forewarn-demo.db")
-DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "demo.yaml"
+DEMO_SCENARIO = SCENARIOS / "demo.yaml"
 # The detector re-reads rules every 5 s: give it that, and a few heartbeats, before a fault.
 MIN_FAULT_AFTER = 10.0
 STATE_STYLE = {

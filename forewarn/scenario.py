@@ -1,6 +1,6 @@
 """Simulation scenarios: a network, its customers, its telemetry, the faults to inject.
 
-A scenario is a YAML file (docs/simulator.md describes every field; scenarios/ holds ready
+A scenario is a YAML file (docs/simulator.md describes every field; forewarn/scenarios/ holds ready
 ones). Every time in it is *scenario time* in seconds from the start (a number, or a duration
 such as `5m`); `time_scale` says how many scenario seconds pass per wall-clock second, so a
 20-minute scenario at `time_scale: 10` plays in 2 minutes. Telemetry and contacts carry
@@ -433,6 +433,28 @@ def _is_modem(device: str, network: NetworkSpec) -> bool:
 def _sample(ids: set[str]) -> str:
     ordered = sorted(ids)
     return ", ".join(ordered[:4]) + (", ..." if len(ordered) > 4 else "")
+
+
+# The ready scenarios, shipped with the package: `forewarn simulate storm` plays storm.yaml.
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+
+
+def bundled_scenarios() -> list[str]:
+    return sorted(path.stem for path in SCENARIOS.glob("*.yaml"))
+
+
+def scenario_path(name_or_path: str) -> Path:
+    """A scenario file given by path, or by the name of a bundled one (`storm`, `demo`...)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = SCENARIOS / f"{path.stem}.yaml"
+    if path.parent == Path(".") and bundled.is_file():
+        return bundled
+    raise ValueError(
+        f"no scenario file {name_or_path!r}, and no bundled scenario of that name "
+        f"(bundled: {', '.join(bundled_scenarios())})"
+    )
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from app.rules.schemas import ContactsSpikeRule
 from app.settings import Role, Settings
-from forewarn.scenario import load_scenario
+from forewarn.scenario import bundled_scenarios, load_scenario, scenario_path
 from forewarn.simulator import (
     FaultReport,
     ScenarioResult,
@@ -207,8 +207,11 @@ async def _confirm_replace(api: httpx.AsyncClient, api_url: str, yes: bool) -> N
 
 
 def simulate(
-    scenario_file: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, help="A scenario file (see docs/simulator.md)."
+    scenario_file: str = typer.Argument(
+        ...,
+        metavar="SCENARIO",
+        help="A scenario file (see docs/simulator.md), or the name of a bundled one: "
+        f"{', '.join(bundled_scenarios())}.",
     ),
     api: str | None = typer.Option(
         None,
@@ -244,7 +247,7 @@ def simulate(
 
     settings = load_settings(log_level="warning")
     try:
-        scenario = load_scenario(scenario_file)
+        scenario = load_scenario(scenario_path(scenario_file))
         if time_scale is not None:
             scenario = scenario.model_copy(update={"time_scale": time_scale})
     except (ValidationError, yaml.YAMLError, ValueError) as exc:

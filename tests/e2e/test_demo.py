@@ -51,7 +51,7 @@ def alive(pid: int) -> bool:
 def test_the_demo_finds_both_faults_before_customers_call_tells_them_and_stops_by_itself(
     tmp_path: Path,
 ) -> None:
-    # scenarios/demo.yaml with its first fault 10 s in, lasting 30 s: 20x scenario time.
+    # forewarn/scenarios/demo.yaml with its first fault 10 s in, lasting 30 s: 20x scenario time.
     started = time.monotonic()
     process = demo(
         tmp_path, "--fault-after", "10", "--fault-duration", "30", "--exit-when-resolved"

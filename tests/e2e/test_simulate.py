@@ -18,13 +18,14 @@ import yaml
 
 from app.inventory.schemas import InventoryIn
 from consumers.broker import free_port
+from forewarn.scenario import SCENARIOS as BUNDLED
 from forewarn.scenario import load_scenario
 from forewarn.simulator import build_network
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
 from tests.e2e.processes import Component, components
 
-SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
+SCENARIOS = sorted(BUNDLED.glob("*.yaml"))
 
 # 4 hubs x 2 nodes x 12 modems (96 customers); 8.5 scenario minutes played 20 times faster.
 SHORT: dict[str, Any] = {

@@ -30,6 +30,7 @@ def test_the_wheel_ships_migrations_and_every_template(tmp_path: Path) -> None:
             "migrations/*.mako",
             "app/templates/*",
             "notifiers/templates/**/*",
+            "forewarn/scenarios/*.yaml",
         )
         for path in ROOT.glob(pattern)
         if path.is_file() and "__pycache__" not in path.parts
