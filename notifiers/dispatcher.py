@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -132,12 +133,10 @@ class Dispatcher:
             )
             for name in self.channels
         }
-        self._breakers = {
-            name: CircuitBreaker(
-                settings.circuit_failure_threshold, settings.circuit_reset_seconds, clock=monotonic
-            )
-            for name in self.channels
-        }
+        self._monotonic = monotonic
+        # One breaker per provider: per channel, except webhooks, where every customer's
+        # endpoint is a provider of its own (one endpoint down must not hold back the others).
+        self._breakers: dict[str, CircuitBreaker] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop` is set; a failing round is logged, counted and retried."""
@@ -362,7 +361,7 @@ class Dispatcher:
             return Outcome(row, notice, error=PermanentDeliveryError("channel_not_configured"))
         if notice is None:
             return Outcome(row, notice, error=PermanentDeliveryError("no_address"))
-        breaker = self._breakers[row.channel]
+        breaker = self._breaker(row.channel, notice.to)
         if not breaker.allow():
             retry = TemporaryDeliveryError(
                 "circuit_open", retry_after=self.settings.circuit_reset_seconds
@@ -390,10 +389,31 @@ class Dispatcher:
                     time.perf_counter() - started
                 )
                 self.metrics.circuit_open.labels(row.channel, channel.provider).set(
-                    0 if breaker.state == "closed" else 1
+                    self._open_circuits(row.channel)
                 )
         breaker.record_success()
         return Outcome(row, notice, delivery=delivery)
+
+    def _breaker(self, channel: str, to: str) -> CircuitBreaker:
+        key = f"webhook {urlsplit(to).netloc}" if channel == "webhook" else channel
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            breaker = CircuitBreaker(
+                self.settings.circuit_failure_threshold,
+                self.settings.circuit_reset_seconds,
+                clock=self._monotonic,
+            )
+            self._breakers[key] = breaker
+        return breaker
+
+    def _open_circuits(self, channel: str) -> int:
+        """How many of the channel's breakers are not closed (webhook: one per endpoint)."""
+        prefix = f"{channel} "
+        return sum(
+            breaker.state != "closed"
+            for key, breaker in self._breakers.items()
+            if key == channel or key.startswith(prefix)
+        )
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
         """Record every outcome of a batch: one executemany per kind of outcome."""

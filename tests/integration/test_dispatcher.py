@@ -300,3 +300,58 @@ async def test_a_claim_takes_no_more_rows_than_asked(
     assert len(first) == 3 and len(second) == 3
     assert not {r.id for r in first} & {r.id for r in second}
     await dispatcher.aclose()
+
+
+async def test_one_webhook_endpoint_down_does_not_hold_back_the_others(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    from tests.integration.test_webhook import SECRET, WebhookReceiver
+
+    with WebhookReceiver() as down, WebhookReceiver() as up:
+        for _ in range(10):
+            down.fail_next(500)
+        people = customers(6)
+        for i, person in enumerate(people):
+            person["channels"] = ["webhook"]
+            person["webhook_url"] = (down if i < 3 else up).url
+        inventory = {
+            "nodes": [
+                {"id": "north", "level": "region"},
+                {"id": "hub-1", "level": "hub", "parent": "north"},
+                {"id": "node-17", "level": "node", "parent": "hub-1"},
+            ],
+            "devices": [
+                {"id": f"cpe-{i}", "node": "node-17", "services": ["internet", "tv"]}
+                for i in range(6)
+            ],
+            "customers": people,
+        }
+        async with transaction(sessions) as session:
+            event = await open_outage_on_node_17(
+                session=session, inventory=inventory, services=["tv"], at=T0
+            )
+            await plan_notices(session=session, event=event, now=T0)
+        dispatcher, _ = make_dispatcher(
+            sessions,
+            smtp_server,
+            sms_gateway,
+            FakeClock(T0),
+            webhook_signing_secret=SecretStr(SECRET),
+            circuit_failure_threshold=2,
+            dispatch_batch_size=1,
+        )
+        try:
+            for _ in range(6):  # one row a round: the three for `down` come first
+                await dispatcher.dispatch_once()
+        finally:
+            await dispatcher.aclose()
+        called_down = 10 - len(down._fail)
+        received_up = len(up.received)
+    async with sessions() as session:
+        rows = list(await session.scalars(select(OutboxRow).order_by(OutboxRow.customer_id)))
+    assert called_down == 2  # its breaker opened after two failures
+    assert [r.last_error for r in rows[:3]] == ["http_500", "http_500", "circuit_open"]
+    assert received_up == 3  # the other endpoint's breaker stayed closed
+    assert [r.state for r in rows[3:]] == ["sent"] * 3
