@@ -51,13 +51,8 @@ from forewarn.runtime import (
     run_until_stopped,
 )
 from forewarn.scenario import SCENARIOS, Scenario, load_scenario
-from forewarn.simulator import (
-    ScenarioResult,
-    SimProgress,
-    api_client,
-    build_network,
-    run_scenario,
-)
+from forewarn.simnetwork import build_network
+from forewarn.simulator import ScenarioResult, SimProgress, api_client, run_scenario
 from notifiers.channel import Notice
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink

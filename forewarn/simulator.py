@@ -1,6 +1,6 @@
 """A simulated access network that plays a scenario into a running Forewarn.
 
-`build_network` turns a scenario's sizes into an inventory (topology, devices, customers);
+`build_network` (forewarn/simnetwork.py) turns a scenario's sizes into an inventory;
 `Timeline` says, second by second of scenario time, what the network sends — heartbeats,
 link state, TV signal, OLT alarms and customer contacts, with the scenario's faults applied —
 without any I/O; `run_scenario` loads the inventory and rules through the REST API, then
@@ -14,9 +14,8 @@ import contextlib
 import heapq
 import random
 import time
-import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +28,6 @@ from app.exceptions import ForewarnError
 from consumers.decode import decode_contact, decode_telemetry_message
 from consumers.exceptions import DecodeError
 from forewarn.scenario import (
-    SUBSCRIBER_DIGITS,
     FibreCut,
     FlappingDevice,
     MaintenanceWork,
@@ -38,21 +36,8 @@ from forewarn.scenario import (
     Scenario,
     TvDegraded,
 )
+from forewarn.simnetwork import SimCustomer, SimDevice, SimulatedNetwork, build_network, weighted
 
-FIRST_NAMES = {
-    "en": ["Olivia", "James", "Amelia", "Noah", "Grace", "Oliver", "Emily", "Harry"],
-    "de": ["Anna", "Lukas", "Sophie", "Felix", "Marie", "Jonas", "Lena", "Paul"],
-    "es": ["Lucía", "Hugo", "Martina", "Mateo", "Sofía", "Daniel", "Carmen", "Pablo"],
-    "vi": ["An", "Minh", "Linh", "Huy", "Trang", "Duc", "Mai", "Khanh"],
-    "hi": ["Aarav", "Priya", "Vivaan", "Ananya", "Rohan", "Diya", "Arjun", "Kavya"],
-}
-LAST_NAMES = {
-    "en": ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans"],
-    "de": ["Weber", "Müller", "Schmidt", "Fischer", "Wagner", "Becker"],
-    "es": ["García", "Martínez", "López", "Sánchez", "Romero", "Navarro"],
-    "vi": ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ"],
-    "hi": ["Sharma", "Patel", "Singh", "Gupta", "Kumar", "Iyer"],
-}
 CALL_TOPICS = {
     "fibre_cut": "no internet",
     "power_outage": "no internet, no tv",
@@ -66,130 +51,6 @@ SILENCING = (FibreCut, PowerOutage, MaintenanceWork)
 
 class SimulationError(ForewarnError):
     """The target Forewarn refused the scenario's inventory, rules or maintenance."""
-
-
-@dataclass(frozen=True, slots=True)
-class SimDevice:
-    id: str
-    kind: str  # "cpe" (modem), "stb" (set-top box) or "olt"
-    node: str
-    hub: str
-    region: str
-    customer: str | None = None
-    modem: str | None = None  # a set-top box's household modem
-
-
-@dataclass(frozen=True, slots=True)
-class SimCustomer:
-    id: str
-    phone: str
-    node: str
-    hub: str
-    region: str
-    has_tv: bool
-
-
-@dataclass(slots=True)
-class SimulatedNetwork:
-    """The generated inventory document and what the timeline needs to know about it."""
-
-    inventory: dict[str, Any]
-    devices: list[SimDevice]
-    customers: list[SimCustomer]
-    device_node: dict[str, str] = field(default_factory=dict)
-
-    def places(self, scope: str) -> set[str]:
-        """The scope and every place under it (a device's own node for a device)."""
-        if scope in self.device_node:
-            return {scope, self.device_node[scope]}
-        found = {scope}
-        for node in self.inventory["nodes"]:  # parents are listed before their children
-            if node.get("parent") in found:
-                found.add(node["id"])
-        return found
-
-
-def _ascii(text: str) -> str:
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-
-
-def _weighted(rng: random.Random, weights: dict[Any, float]) -> Any:
-    keys = list(weights)
-    return rng.choices(keys, weights=[weights[k] for k in keys])[0]
-
-
-def build_network(scenario: Scenario) -> SimulatedNetwork:
-    """Generate regions > hubs > nodes > devices, and one customer per modem."""
-    spec = scenario.network
-    rng = random.Random(scenario.seed)  # noqa: S311 - simulation, not security
-    nodes: list[dict[str, str]] = []
-    inventory_devices: list[dict[str, Any]] = []
-    customers: list[dict[str, Any]] = []
-    devices: list[SimDevice] = []
-    sim_customers: list[SimCustomer] = []
-    index = 0
-    for region in spec.region_ids():
-        nodes.append({"id": region, "level": "region"})
-        for h in range(1, spec.hubs_per_region + 1):
-            hub = f"{region}-hub-{h}"
-            nodes.append({"id": hub, "level": "hub", "parent": region})
-            for n in range(1, spec.nodes_per_hub + 1):
-                node = f"{hub}-node-{n}"
-                nodes.append({"id": node, "level": "node", "parent": hub})
-                if spec.olt_per_node:
-                    olt = f"olt-{node}"
-                    inventory_devices.append({"id": olt, "node": node, "services": []})
-                    devices.append(SimDevice(olt, "olt", node, hub, region))
-                for _ in range(spec.modems_per_node):
-                    index += 1
-                    customer_id, modem = f"c-{index:05d}", f"cpe-{index:05d}"
-                    owned = [modem]
-                    inventory_devices.append(
-                        {"id": modem, "node": node, "services": ["internet", "voice"]}
-                    )
-                    devices.append(SimDevice(modem, "cpe", node, hub, region, customer_id))
-                    has_tv = rng.random() < spec.set_top_box_share
-                    if has_tv:
-                        stb = f"stb-{index:05d}"
-                        owned.append(stb)
-                        inventory_devices.append({"id": stb, "node": node, "services": ["tv"]})
-                        devices.append(SimDevice(stb, "stb", node, hub, region, customer_id, modem))
-                    customer = _customer(rng, scenario, index, owned)
-                    customers.append(customer)
-                    sim_customers.append(
-                        SimCustomer(customer_id, customer["phone"], node, hub, region, has_tv)
-                    )
-    return SimulatedNetwork(
-        inventory={"nodes": nodes, "devices": inventory_devices, "customers": customers},
-        devices=devices,
-        customers=sim_customers,
-        device_node={d.id: d.node for d in devices},
-    )
-
-
-def _customer(
-    rng: random.Random, scenario: Scenario, index: int, devices: list[str]
-) -> dict[str, Any]:
-    people = scenario.customers
-    language = str(_weighted(rng, dict(people.languages)))
-    first = rng.choice(FIRST_NAMES[language])
-    last = rng.choice(LAST_NAMES[language])
-    # A bijection on the subscriber digits: unique per customer, and not 00000001.
-    digits = (index * 48271 + 13_572_468) % 10**SUBSCRIBER_DIGITS
-    customer: dict[str, Any] = {
-        "id": f"c-{index:05d}",
-        "name": f"{first} {last}",
-        "phone": f"{rng.choice(people.phone_prefixes)}{digits:0{SUBSCRIBER_DIGITS}d}",
-        "email": f"{_ascii(first)}.{_ascii(last)}{index}@{people.email_domain}",
-        "language": language,
-        "timezone": people.timezone,
-        "channels": str(_weighted(rng, people.channels)).split("+"),
-        "devices": devices,
-        "priority": rng.random() < people.priority_share,
-    }
-    if rng.random() < people.quiet_hours_share:
-        customer["quiet_hours"] = people.quiet_hours.model_dump()
-    return customer
 
 
 # -- the timeline: what the network sends, in scenario time ------------------------------
@@ -332,7 +193,7 @@ class Timeline:
         self, rng: random.Random, at: float, customer: SimCustomer, topic: str, fault: int | None
     ) -> _Scripted:
         calls = self.scenario.calls
-        channel = str(_weighted(rng, dict(calls.channels)))
+        channel = str(weighted(rng, dict(calls.channels)))
         by_phone = rng.random() < calls.by_phone_share
         return _Scripted(at, 2, "call", fault, topic, customer, channel, by_phone)
 

@@ -20,7 +20,7 @@ from app.inventory.schemas import InventoryIn
 from consumers.broker import free_port
 from forewarn.scenario import SCENARIOS as BUNDLED
 from forewarn.scenario import load_scenario
-from forewarn.simulator import build_network
+from forewarn.simnetwork import build_network
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
 from tests.e2e.processes import Component, components
