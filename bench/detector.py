@@ -13,7 +13,6 @@ the embedded broker takes half the session timeout, which is the broker's cost, 
 from __future__ import annotations
 
 import asyncio
-import gc
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from app.rules.models import Rule, RuleVersion
 from app.rules.schemas import RatioDownRule, rule_definition_json
 from app.settings import Settings
 from consumers.broker import EmbeddedBroker, ensure_topics
+from consumers.collector import restore, tune_for_batches
 from consumers.telemetry import Detector
 
 console = Console()
@@ -68,15 +68,14 @@ async def produce(bootstrap: str, topic: str, messages: int, devices: int) -> No
 
 
 async def raw_rate(bootstrap: str, topic: str, messages: int) -> float:
-    """The plain consumer's rate. The detector freezes its start-up heap out of the garbage
-    collector's full passes (see `Detector.run`); the baseline gets the same, so neither pays
-    for the heap of this benchmark process."""
-    gc.collect()
-    gc.freeze()
+    """The plain consumer's rate. The detector tunes the garbage collector for batches (see
+    consumers/collector.py); the baseline gets the same tuning, so the ratio compares the
+    work each does per message, not their collectors."""
+    thresholds = tune_for_batches()
     try:
         return await _raw_rate(bootstrap, topic, messages)
     finally:
-        gc.unfreeze()
+        restore(thresholds)
 
 
 async def _raw_rate(bootstrap: str, topic: str, messages: int) -> float:

@@ -21,7 +21,6 @@ from the telemetry that follows the committed offset, since every device reports
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -49,6 +48,7 @@ from app.outages.service import (
 from app.rules.service import enabled_rule_specs
 from app.settings import Settings
 from consumers.clients import make_consumer, make_producer
+from consumers.collector import restore, tune_for_batches
 from consumers.decode import decode_contact, decode_telemetry_into
 from consumers.exceptions import DecodeError
 from consumers.metrics import ConsumerMetrics, consumer_metrics
@@ -120,12 +120,10 @@ class Detector:
         producer = make_producer(self.settings)
         await producer.start()
         await consumer.start()
+        thresholds: tuple[int, int, int] | None = None
         try:
             await self._load()
-            # What exists now (modules, topology, rules) lives as long as the process: keep it
-            # out of the collector's full passes, which otherwise walk it again and again.
-            gc.collect()
-            gc.freeze()
+            thresholds = tune_for_batches()  # see consumers/collector.py
             await self._publish_pending(producer)
             last_refresh = time.monotonic()
             last_batch = time.monotonic()
@@ -160,7 +158,8 @@ class Detector:
                     self.metrics.skipped.labels("detector", "error").inc()
                     await asyncio.sleep(1.0)
         finally:
-            gc.unfreeze()
+            if thresholds is not None:
+                restore(thresholds)
             await consumer.stop()
             await producer.stop()
 
