@@ -55,8 +55,15 @@ def customers(count: int) -> list[dict[str, Any]]:
     ]
 
 
-async def seed(sessions: async_sessionmaker[AsyncSession], count: int = 3) -> str:
-    """An inventory of `count` customers on node-17, an open outage there, its outbox rows."""
+async def seed(
+    sessions: async_sessionmaker[AsyncSession],
+    count: int = 3,
+    people: list[dict[str, Any]] | None = None,
+) -> str:
+    """An inventory of `count` customers on node-17 (or these `people`, one device each), an
+    open outage there, its outbox rows."""
+    people = people if people is not None else customers(count)
+    count = len(people)
     inventory = {
         "nodes": [
             {"id": "north", "level": "region"},
@@ -67,7 +74,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], count: int = 3) -> st
             {"id": f"cpe-{i}", "node": "node-17", "services": ["internet", "tv"]}
             for i in range(count)
         ],
-        "customers": customers(count),
+        "customers": people,
     }
     async with transaction(sessions) as session:
         event = await open_outage_on_node_17(
@@ -316,23 +323,7 @@ async def test_one_webhook_endpoint_down_does_not_hold_back_the_others(
         for i, person in enumerate(people):
             person["channels"] = ["webhook"]
             person["webhook_url"] = (down if i < 3 else up).url
-        inventory = {
-            "nodes": [
-                {"id": "north", "level": "region"},
-                {"id": "hub-1", "level": "hub", "parent": "north"},
-                {"id": "node-17", "level": "node", "parent": "hub-1"},
-            ],
-            "devices": [
-                {"id": f"cpe-{i}", "node": "node-17", "services": ["internet", "tv"]}
-                for i in range(6)
-            ],
-            "customers": people,
-        }
-        async with transaction(sessions) as session:
-            event = await open_outage_on_node_17(
-                session=session, inventory=inventory, services=["tv"], at=T0
-            )
-            await plan_notices(session=session, event=event, now=T0)
+        await seed(sessions, people=people)
         dispatcher, _ = make_dispatcher(
             sessions,
             smtp_server,

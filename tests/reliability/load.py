@@ -53,6 +53,7 @@ from tests.reliability.storm import (
     Network,
     build_network,
     outage_record,
+    row_record,
 )
 
 HUBS, NODES_PER_HUB = 4, 5
@@ -308,16 +309,7 @@ async def run_load(
         faults=faults,
         samples=samples,
         outages=[outage_record(o) for o in outages],
-        rows=[
-            {
-                "customer_id": r.customer_id,
-                "outage_id": r.outage_id,
-                "stage": r.stage,
-                "channel": r.channel,
-                "state": r.state,
-            }
-            for r in rows
-        ],
+        rows=[row_record(r) for r in rows],
         sms_accepted=len(gateway.messages),
         emails_accepted=len(smtp.messages),
         produced=produced[0],

@@ -249,6 +249,36 @@ def outage_record(outage: Outage) -> dict[str, Any]:
     }
 
 
+def row_record(row: OutboxRow) -> dict[str, Any]:
+    """What the assertions need of an outbox row, with the idempotency key it was sent with."""
+    return {
+        "id": row.id,
+        "customer_id": row.customer_id,
+        "outage_id": row.outage_id,
+        "stage": row.stage,
+        "sequence": row.sequence,
+        "channel": row.channel,
+        "language": row.language,
+        "state": row.state,
+        "attempts": row.attempts,
+        "provider_id": row.provider_id,
+        "last_error": row.last_error,
+        "key": idempotency_key(
+            ClaimedRow(
+                id=row.id,
+                customer_id=row.customer_id,
+                outage_id=row.outage_id,
+                stage=row.stage,
+                channel=row.channel,
+                language=row.language,
+                attempts=row.attempts,
+                sequence=row.sequence,
+                maintenance_id=row.maintenance_id,
+            )
+        ),
+    }
+
+
 # What the storm's own database reads see while PostgreSQL is down: a poll that meets one
 # simply answers "not yet".
 DATABASE_DOWN = (DBAPIError, OSError)
@@ -492,35 +522,7 @@ async def run_storm(
         scale=scale,
         network=network,
         outages=[outage_record(o) for o in outages],
-        rows=[
-            {
-                "id": r.id,
-                "customer_id": r.customer_id,
-                "outage_id": r.outage_id,
-                "stage": r.stage,
-                "sequence": r.sequence,
-                "channel": r.channel,
-                "language": r.language,
-                "state": r.state,
-                "attempts": r.attempts,
-                "provider_id": r.provider_id,
-                "last_error": r.last_error,
-                "key": idempotency_key(
-                    ClaimedRow(
-                        id=r.id,
-                        customer_id=r.customer_id,
-                        outage_id=r.outage_id,
-                        stage=r.stage,
-                        channel=r.channel,
-                        language=r.language,
-                        attempts=r.attempts,
-                        sequence=r.sequence,
-                        maintenance_id=r.maintenance_id,
-                    )
-                ),
-            }
-            for r in rows
-        ],
+        rows=[row_record(r) for r in rows],
         sms=[{"sid": m.sid, "to": m.to, "body": m.body} for m in gateway.messages],
         sms_requests=gateway.requests,
         emails=[
