@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -72,40 +73,58 @@ _V1_DECODE = msgspec.json.Decoder(_V1).decode
 
 
 def decode_telemetry_into(raw: bytes | None, out: list[Telemetry]) -> None:
-    """Decode a message (contract v1 or VES) and append its readings to `out` (the hot path).
+    """Decode a message (contract v1 or VES) and append its readings to `out`."""
+    for _, error in decode_telemetry_batch((raw,), out):
+        raise error
+
+
+def decode_telemetry_batch(
+    values: Sequence[bytes | None], out: list[Telemetry]
+) -> list[tuple[int, Exception]]:
+    """Decode messages (contract v1 or VES), appending their readings to `out` (the hot path);
+    return the position and the error of each that failed: a `DecodeError` naming what is
+    wrong, or any other exception (a decoder bug, which the caller dead-letters too).
 
     A well-formed v1 message is checked by msgspec in one C pass; any other message (VES, or
-    one that is wrong somewhere) takes the slow path, which names exactly what is wrong.
+    one that is wrong somewhere) takes the slow path, which names exactly what is wrong. One
+    call per batch, not per message: the loop's names are bound once.
     """
-    if raw is not None and len(raw) <= MAX_MESSAGE_BYTES:
-        try:
-            message = _V1_DECODE(raw)
-        except (ValueError, RecursionError):  # the slow path says why
-            pass
-        else:
-            value = message.value
-            if (
-                message.event is None
-                and message.eventList is None
-                and math.isfinite(value)
-                # msgspec skips a field it does not know without checking its bytes are UTF-8
-                and (raw.isascii() or _is_utf8(raw))
-            ):
-                out.append(
-                    Telemetry(
-                        message.ts / 1000.0,
-                        message.device_id,
-                        message.metric,
-                        float(value),  # a bool is 1.0 or 0.0
-                        message.labels,
+    failures: list[tuple[int, Exception]] = []
+    decode_v1, append, isfinite = _V1_DECODE, out.append, math.isfinite
+    for index, raw in enumerate(values):
+        if raw is not None and len(raw) <= MAX_MESSAGE_BYTES:
+            try:
+                message = decode_v1(raw)
+            except (ValueError, RecursionError):  # the slow path says why
+                pass
+            else:
+                value = message.value
+                if (
+                    message.event is None
+                    and message.eventList is None
+                    and isfinite(value)
+                    # msgspec skips a field it does not know without checking it is UTF-8
+                    and (raw.isascii() or _is_utf8(raw))
+                ):
+                    append(
+                        Telemetry(
+                            message.ts / 1000.0,
+                            message.device_id,
+                            message.metric,
+                            float(value),  # a bool is 1.0 or 0.0
+                            message.labels,
+                        )
                     )
-                )
-                return
-    data = _load_object(raw)
-    if "event" in data or "eventList" in data:
-        out.extend(_ves(data))
-    else:
-        out.append(_to_event(data))
+                    continue
+        try:
+            data = _load_object(raw)
+            if "event" in data or "eventList" in data:
+                out.extend(_ves(data))
+            else:
+                append(_to_event(data))
+        except Exception as exc:  # noqa: BLE001 - reported per message, never lost
+            failures.append((index, exc))
+    return failures
 
 
 def _is_utf8(raw: bytes) -> bool:

@@ -49,7 +49,7 @@ from app.rules.service import enabled_rule_specs
 from app.settings import Settings
 from consumers.clients import make_consumer, make_producer
 from consumers.collector import restore, tune_for_batches
-from consumers.decode import decode_contact, decode_telemetry_into
+from consumers.decode import decode_contact, decode_telemetry_batch
 from consumers.exceptions import DecodeError
 from consumers.metrics import ConsumerMetrics, consumer_metrics
 
@@ -252,19 +252,18 @@ class Detector:
             topic = records[0].topic
             self.metrics.consumed.labels(topic, str(records[0].partition)).inc(len(records))
             count += len(records)
-            is_contacts = topic == self._contacts_topic
+            if topic != self._contacts_topic:
+                failures = decode_telemetry_batch([r.value for r in records], events)
+                for index, exc in failures:
+                    error = self._decode_error(exc)
+                    dead.append(await self._dead_letter(producer, records[index], error))
+                continue
             for record in records:
                 try:
-                    if is_contacts:
-                        contacts.append(decode_contact(record.value))
-                    else:
-                        decode_telemetry_into(record.value, events)
-                except DecodeError as exc:
-                    dead.append(await self._dead_letter(producer, record, exc))
+                    contacts.append(decode_contact(record.value))
                 except Exception as exc:  # noqa: BLE001 - one message must never cost its batch
-                    log.exception("decoder failed unexpectedly; message dead-lettered")
-                    internal = DecodeError("internal_error", type(exc).__name__)
-                    dead.append(await self._dead_letter(producer, record, internal))
+                    error = self._decode_error(exc)
+                    dead.append(await self._dead_letter(producer, record, error))
         late_before = self.engine.late
         self._unpersisted += self.engine.feed(events)
         if contacts:
@@ -279,6 +278,14 @@ class Detector:
         self._observe_lag(consumer, batch)
         self.metrics.batch_size.labels("detector").observe(count)
         self.metrics.batch_seconds.labels("detector").observe(time.perf_counter() - started)
+
+    @staticmethod
+    def _decode_error(exc: Exception) -> DecodeError:
+        """The reason to dead-letter a message with: the decoder's, or `internal_error`."""
+        if isinstance(exc, DecodeError):
+            return exc
+        log.error("decoder failed unexpectedly; message dead-lettered", exc_info=exc)
+        return DecodeError("internal_error", type(exc).__name__)
 
     def _observe_lag(
         self,

@@ -247,3 +247,27 @@ def test_a_lone_surrogate_escape_stays_refused_when_orjson_hands_over() -> None:
     with pytest.raises(DecodeError) as caught:
         decode_telemetry(raw + b"10000000000000000000}")
     assert caught.value.reason == "not_json"
+
+
+def test_a_batch_decodes_in_order_and_names_each_failure_by_its_position() -> None:
+    from consumers.decode import decode_telemetry_batch
+
+    values = [encode(device_id="a"), b"{not json", None, encode(device_id="b"), encode(ts="x")]
+    out: list[Telemetry] = []
+    failures = decode_telemetry_batch(values, out)
+    assert [r.device_id for r in out] == ["a", "b"]
+    assert [(i, e.reason) for i, e in failures if isinstance(e, DecodeError)] == [
+        (1, "not_json"),
+        (2, "empty"),
+        (4, "bad_timestamp"),
+    ]
+    assert len(failures) == 3
+
+
+def test_an_unexpected_decoder_exception_is_dead_lettered_as_internal_error() -> None:
+    from consumers.telemetry import Detector
+
+    error = Detector._decode_error(RecursionError("deep"))
+    assert (error.reason, error.detail) == ("internal_error", "RecursionError")
+    known = DecodeError("not_json", "the message is not valid JSON")
+    assert Detector._decode_error(known) is known
