@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.inventory.models import Device, TopologyNode
 from app.inventory.schemas import InventoryIn
 from app.inventory.service import replace_inventory
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
 from app.outages.service import apply_transition
-from app.rules.schemas import RatioDownRule
+from app.rules.models import Rule, RuleVersion
+from app.rules.schemas import RatioDownRule, rule_definition_json
 from app.rules.service import create_rule
 
 
@@ -59,3 +62,42 @@ async def open_outage_on_node_17(
     if event is None:
         raise AssertionError("a fresh outage always yields its event")
     return event
+
+
+async def seed_modems_and_rule(
+    *, session: AsyncSession, nodes: Sequence[str], per_node: int, rule: RatioDownRule
+) -> None:
+    """`nodes` under one hub, `per_node` modems (`<node>-cpe-<n>`) on each, and `rule` as rule
+    1 — straight into the tables, for tests that run a detector process on them."""
+    now = datetime.now(UTC)
+    await session.execute(
+        insert(TopologyNode),
+        [{"id": "north", "level": "region", "parent_id": None}]
+        + [{"id": "hub-1", "level": "hub", "parent_id": "north"}]
+        + [{"id": node, "level": "node", "parent_id": "hub-1"} for node in nodes],
+    )
+    await session.execute(
+        insert(Device),
+        [
+            {"id": f"{node}-cpe-{d}", "node_id": node, "services": ["internet"]}
+            for node in nodes
+            for d in range(per_node)
+        ],
+    )
+    definition = rule_definition_json(rule)
+    session.add(
+        Rule(
+            id=1,
+            name=rule.name,
+            kind=rule.kind,
+            version=1,
+            enabled=True,
+            definition=definition,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await session.flush()
+    session.add(
+        RuleVersion(rule_id=1, version=1, enabled=True, definition=definition, created_at=now)
+    )

@@ -9,22 +9,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory, transaction
-from app.inventory.models import Device, TopologyNode
 from app.outages.models import Outage
-from app.rules.models import Rule, RuleVersion
-from app.rules.schemas import RatioDownRule, rule_definition_json
+from app.rules.schemas import RatioDownRule
 from consumers.broker import TOPICS
 from tests.e2e.processes import Component, components
+from tests.factories import seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.fixtures.kafka import TopicFactory
 
@@ -51,39 +49,8 @@ async def pg(postgresql_url: str) -> AsyncIterator[async_sessionmaker[AsyncSessi
     engine: AsyncEngine = create_engine(postgresql_url)
     await _empty_all_tables(engine)
     sessions = session_factory(engine)
-    now = datetime.now(UTC)
     async with transaction(sessions) as session:
-        await session.execute(
-            insert(TopologyNode),
-            [{"id": "north", "level": "region", "parent_id": None}]
-            + [{"id": "hub-1", "level": "hub", "parent_id": "north"}]
-            + [{"id": node, "level": "node", "parent_id": "hub-1"} for node in NODES],
-        )
-        await session.execute(
-            insert(Device),
-            [
-                {"id": f"{node}-cpe-{d}", "node_id": node, "services": ["internet"]}
-                for node in NODES
-                for d in range(PER_NODE)
-            ],
-        )
-        definition = rule_definition_json(RULE)
-        session.add(
-            Rule(
-                id=1,
-                name=RULE.name,
-                kind=RULE.kind,
-                version=1,
-                enabled=True,
-                definition=definition,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await session.flush()
-        session.add(
-            RuleVersion(rule_id=1, version=1, enabled=True, definition=definition, created_at=now)
-        )
+        await seed_modems_and_rule(session=session, nodes=NODES, per_node=PER_NODE, rule=RULE)
     yield sessions
     await engine.dispose()
 

@@ -13,7 +13,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,18 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client import CollectorRegistry
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory, transaction
-from app.inventory.models import Device, TopologyNode
 from app.outages.models import Outage
-from app.rules.models import Rule, RuleVersion
-from app.rules.schemas import RatioDownRule, rule_definition_json
+from app.rules.schemas import RatioDownRule
 from app.settings import Settings
 from consumers.broker import TOPICS, ensure_topics, free_port
 from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
 from tests.e2e.processes import Component, components
+from tests.factories import seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.corpus import FAST_PATH_POISON, MiB, corpus
 from tests.reliability.figures import record, scale
@@ -64,39 +62,8 @@ RULE = RatioDownRule.model_validate(
 
 async def seed(sessions: async_sessionmaker[AsyncSession]) -> None:
     """Four nodes of twenty modems each and the ratio_down rule, straight into the database."""
-    now = datetime.now(UTC)
     async with transaction(sessions) as session:
-        await session.execute(
-            insert(TopologyNode),
-            [{"id": "north", "level": "region", "parent_id": None}]
-            + [{"id": "hub-1", "level": "hub", "parent_id": "north"}]
-            + [{"id": node, "level": "node", "parent_id": "hub-1"} for node in NODES],
-        )
-        await session.execute(
-            insert(Device),
-            [
-                {"id": f"{node}-cpe-{d}", "node_id": node, "services": ["internet"]}
-                for node in NODES
-                for d in range(PER_NODE)
-            ],
-        )
-        definition = rule_definition_json(RULE)
-        session.add(
-            Rule(
-                id=1,
-                name=RULE.name,
-                kind=RULE.kind,
-                version=1,
-                enabled=True,
-                definition=definition,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await session.flush()
-        session.add(
-            RuleVersion(rule_id=1, version=1, enabled=True, definition=definition, created_at=now)
-        )
+        await seed_modems_and_rule(session=session, nodes=NODES, per_node=PER_NODE, rule=RULE)
 
 
 def good_tick(base_ms: int, tick: int, ghosts: int = 0) -> list[tuple[bytes, bytes]]:
