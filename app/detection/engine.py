@@ -334,7 +334,7 @@ class DetectionEngine:
                 if state.phase is Phase.PENDING:
                     state.phase = Phase.IDLE
                 return []
-        verdict: Verdict = state.signal.verdict(spec, now, state.phase is not Phase.IDLE)
+        verdict: Verdict = state.signal.verdict(spec, now)
         clear = verdict.clear and self._warm(state, verdict.devices, now)
         firing = verdict.firing
         entered: list[OutageState] = []

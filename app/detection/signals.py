@@ -26,16 +26,11 @@ class Verdict(NamedTuple):
     details: dict[str, float | int]
 
 
-# The details of a verdict nobody will read (an idle scope that is not firing).
-NO_DETAILS: dict[str, float | int] = {}
-
-
 class Signal(Protocol):
     def observe(self, device_id: str, ts: float, value: float, metric: str) -> bool:
         """Record one observation; return whether anything changed."""
 
-    def verdict(self, spec: RuleSpec, now: float, detailed: bool) -> Verdict:
-        """The scope's verdict; its details may be left out unless `detailed` or firing."""
+    def verdict(self, spec: RuleSpec, now: float) -> Verdict: ...
 
     @property
     def needs_timer(self) -> bool:
@@ -62,16 +57,15 @@ class RatioSignal:
         self.down += is_down
         return True
 
-    def verdict(self, spec: RuleSpec, now: float, detailed: bool) -> Verdict:
+    def verdict(self, spec: RuleSpec, now: float) -> Verdict:
         seen = len(self.devices)
         ratio = self.down / seen if seen else 0.0
-        firing = seen >= spec.min_devices and ratio > spec.threshold
-        details = (
-            {"down": self.down, "devices": seen, "ratio": round(ratio, 4)}
-            if detailed or firing
-            else NO_DETAILS
+        return Verdict(
+            firing=seen >= spec.min_devices and ratio > spec.threshold,
+            clear=ratio < spec.clear_threshold,
+            devices=seen,
+            details={"down": self.down, "devices": seen, "ratio": round(ratio, 4)},
         )
-        return Verdict(firing, ratio < spec.clear_threshold, seen, details)
 
     @property
     def needs_timer(self) -> bool:
@@ -100,7 +94,7 @@ class AbsenceSignal:
         self.deadlines.append((ts, device_id))
         return True
 
-    def verdict(self, spec: RuleSpec, now: float, detailed: bool) -> Verdict:
+    def verdict(self, spec: RuleSpec, now: float) -> Verdict:
         timeout = spec.silent_after_seconds
         horizon = now - timeout
         deadlines, last_seen = self.deadlines, self.last_seen
@@ -137,7 +131,7 @@ class ThresholdSignal:
             insort(self.samples, (ts, value))  # a late event, inside the allowed lateness
         return True
 
-    def verdict(self, spec: RuleSpec, now: float, detailed: bool) -> Verdict:
+    def verdict(self, spec: RuleSpec, now: float) -> Verdict:
         start = now - spec.window_seconds
         samples = self.samples
         cut = 0
@@ -204,7 +198,7 @@ class AlarmSignal:
         del self.raised[device_id]
         return True
 
-    def verdict(self, spec: RuleSpec, now: float, detailed: bool) -> Verdict:
+    def verdict(self, spec: RuleSpec, now: float) -> Verdict:
         count = len(self.raised)
         return Verdict(
             firing=count >= spec.min_devices,
@@ -242,7 +236,7 @@ class ContactsSignal:
             self.times = deque(ordered)
         return True
 
-    def verdict(self, spec: RuleSpec, now: float, detailed: bool) -> Verdict:
+    def verdict(self, spec: RuleSpec, now: float) -> Verdict:
         window = spec.window_seconds
         oldest = now - window * (self.BASELINE_WINDOWS + 1)
         times = self.times
