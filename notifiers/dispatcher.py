@@ -134,9 +134,12 @@ class Dispatcher:
             for name in self.channels
         }
         self._monotonic = monotonic
-        # One breaker per provider: per channel, except webhooks, where every customer's
-        # endpoint is a provider of its own (one endpoint down must not hold back the others).
-        self._breakers: dict[str, CircuitBreaker] = {}
+        # One breaker per provider, by (channel, endpoint): the endpoint is "" except for
+        # webhooks, where each customer's host:port is a provider of its own (one endpoint down
+        # must not hold back the others).
+        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        # Per channel, the endpoints whose breaker is not closed (`forewarn_circuit_open`).
+        self._unwell: dict[str, set[str]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop` is set; a failing round is logged, counted and retried."""
@@ -361,7 +364,8 @@ class Dispatcher:
             return Outcome(row, notice, error=PermanentDeliveryError("channel_not_configured"))
         if notice is None:
             return Outcome(row, notice, error=PermanentDeliveryError("no_address"))
-        breaker = self._breaker(row.channel, notice.to)
+        endpoint = urlsplit(notice.to).netloc if row.channel == "webhook" else ""
+        breaker = self._breaker(row.channel, endpoint)
         if not breaker.allow():
             retry = TemporaryDeliveryError(
                 "circuit_open", retry_after=self.settings.circuit_reset_seconds
@@ -388,32 +392,24 @@ class Dispatcher:
                 self.metrics.provider_seconds.labels(row.channel, channel.provider).observe(
                     time.perf_counter() - started
                 )
-                self.metrics.circuit_open.labels(row.channel, channel.provider).set(
-                    self._open_circuits(row.channel)
-                )
+                unwell = self._unwell.setdefault(row.channel, set())
+                if breaker.state == "closed":
+                    unwell.discard(endpoint)
+                else:
+                    unwell.add(endpoint)
+                self.metrics.circuit_open.labels(row.channel, channel.provider).set(len(unwell))
         breaker.record_success()
         return Outcome(row, notice, delivery=delivery)
 
-    def _breaker(self, channel: str, to: str) -> CircuitBreaker:
-        key = f"webhook {urlsplit(to).netloc}" if channel == "webhook" else channel
-        breaker = self._breakers.get(key)
+    def _breaker(self, channel: str, endpoint: str) -> CircuitBreaker:
+        breaker = self._breakers.get((channel, endpoint))
         if breaker is None:
-            breaker = CircuitBreaker(
+            breaker = self._breakers[(channel, endpoint)] = CircuitBreaker(
                 self.settings.circuit_failure_threshold,
                 self.settings.circuit_reset_seconds,
                 clock=self._monotonic,
             )
-            self._breakers[key] = breaker
         return breaker
-
-    def _open_circuits(self, channel: str) -> int:
-        """How many of the channel's breakers are not closed (webhook: one per endpoint)."""
-        prefix = f"{channel} "
-        return sum(
-            breaker.state != "closed"
-            for key, breaker in self._breakers.items()
-            if key == channel or key.startswith(prefix)
-        )
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
         """Record every outcome of a batch: one executemany per kind of outcome."""
