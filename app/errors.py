@@ -42,11 +42,26 @@ def _reason(error: dict[str, Any]) -> str:
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
+# SQLSTATEs a PostgreSQL server gives while it cannot serve at all: class 08 (connection
+# exception), and the operator interventions of a shutdown, a crash and a start-up in progress
+# ("the database system is shutting down" / "is starting up", 57P03, is what a client meets
+# for seconds on each side of a restart). Too many connections passes too.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _server_unavailable(exc: DBAPIError) -> bool:
+    """Whether the driver's error carries a SQLSTATE that means the server cannot serve now."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and (
+        sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+    )
+
+
 def unavailable(exc: BaseException) -> str | None:
     """What cannot be reached, if `exc` says so (down, restarting, connection lost) rather than
     that the request was wrong: the first is worth a retry, the second is not."""
     if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated or _server_unavailable(exc))
     ):
         return "the database is unavailable"
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
