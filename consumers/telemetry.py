@@ -21,6 +21,7 @@ from the telemetry that follows the committed offset, since every device reports
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -28,12 +29,14 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, utc_now
 from app.db import transaction
 from app.detection.engine import DetectionEngine
 from app.detection.telemetry import Contact, Telemetry, Topology
+from app.errors import unavailable
 from app.inventory.topology import load_topology
 from app.maintenance.service import maintenance_windows
 from app.outages.events import OutageEvent
@@ -56,6 +59,8 @@ from consumers.metrics import ConsumerMetrics, consumer_metrics
 log = structlog.get_logger("forewarn.detector")
 
 GROUP_ID = "forewarn-detector"
+# How long a detector that cannot reach its database at start-up waits before it tries again.
+START_RETRY_SECONDS = 1.0
 OnEvent = Callable[[OutageEvent], Awaitable[None] | None]
 
 
@@ -122,9 +127,8 @@ class Detector:
         await consumer.start()
         thresholds: tuple[int, int, int] | None = None
         try:
-            await self._load()
+            await self._start(producer, stop)
             thresholds = tune_for_batches()  # see consumers/collector.py
-            await self._publish_pending(producer)
             last_refresh = time.monotonic()
             last_batch = time.monotonic()
             while not stop.is_set():
@@ -162,6 +166,22 @@ class Detector:
                 restore(thresholds)
             await consumer.stop()
             await producer.stop()
+
+    async def _start(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        """Load the engine and publish what an earlier detector left; while the database
+        cannot be reached (a detector restarted while PostgreSQL restarts), wait and retry.
+        Any other failure stops start-up."""
+        while not stop.is_set():
+            try:
+                await self._load()
+                await self._publish_pending(producer)
+                return
+            except (OSError, SQLAlchemyError) as exc:
+                if unavailable(exc) is None:
+                    raise
+                log.warning("database unavailable at start-up; retrying", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), START_RETRY_SECONDS)
 
     async def _load(self) -> None:
         async with transaction(self.sessions) as session:

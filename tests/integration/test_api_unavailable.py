@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import struct
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -14,6 +9,7 @@ from app.db import create_engine, session_factory
 from app.errors import unavailable
 from consumers.broker import free_port
 from tests.integration.api_client import api_settings, client_factory
+from tests.restarting_postgres import RestartingPostgres
 
 
 async def test_the_api_answers_503_with_retry_after_while_postgresql_is_unreachable() -> None:
@@ -36,37 +32,10 @@ async def test_the_api_answers_503_with_retry_after_while_postgresql_is_unreacha
     assert readiness.status_code == 503
 
 
-@asynccontextmanager
-async def postgres_starting_up() -> AsyncIterator[int]:
-    """A loopback server that answers each connection as PostgreSQL does for the seconds a
-    restart takes: no TLS, then FATAL 57P03 "the database system is starting up"."""
-
-    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            (length,) = struct.unpack("!i", await reader.readexactly(4))
-            (code,) = struct.unpack("!i", await reader.readexactly(4))
-            await reader.readexactly(length - 8)
-            if code != 80877103:  # anything but an SSLRequest is the startup message
-                break
-            writer.write(b"N")
-        fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
-        writer.write(b"E" + struct.pack("!i", len(fields) + 4) + fields)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 async def test_the_api_answers_503_while_postgresql_is_starting_up() -> None:
-    async with postgres_starting_up() as port:
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/forewarn"
-        engine = create_engine(url)
-        client = client_factory(api_settings(url), session_factory(engine))
+    async with RestartingPostgres("postgresql+asyncpg://postgres@127.0.0.1:5432/forewarn") as pg:
+        engine = create_engine(pg.url)
+        client = client_factory(api_settings(pg.url), session_factory(engine))
         try:
             async with client() as http:
                 response = await http.get("/v1/lookup", params={"phone": "+4915100000081"})
@@ -75,6 +44,7 @@ async def test_the_api_answers_503_while_postgresql_is_starting_up() -> None:
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "5"
     assert response.json() == {"detail": "the database is unavailable; retry shortly"}
+    assert pg.refused >= 1
 
 
 class _Driver(Exception):

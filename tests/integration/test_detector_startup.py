@@ -1,0 +1,88 @@
+"""A detector started while PostgreSQL restarts waits for it, then detects as usual."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db import create_engine, session_factory, transaction
+from app.outages.models import Outage
+from app.rules.schemas import RatioDownRule
+from app.settings import Settings
+from consumers.telemetry import Detector
+from tests.factories import seed_modems_and_rule
+from tests.fixtures.kafka import TopicFactory
+from tests.reliability.processes import eventually
+from tests.restarting_postgres import RestartingPostgres
+
+RULE = RatioDownRule.model_validate(
+    {
+        "name": "modems-down",
+        "kind": "ratio_down",
+        "metric": "cpe.online",
+        "threshold": 0.5,
+        "clear_threshold": 0.2,
+        "min_devices": 4,
+        "for": "0s",
+    }
+)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_detector_started_while_postgresql_restarts_waits_for_it_then_detects(
+    database_url: str,
+    db_engine: AsyncEngine,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    topic_factory: TopicFactory,
+) -> None:
+    async with transaction(session_factory(db_engine)) as session:
+        await seed_modems_and_rule(session=session, nodes=["node-1"], per_node=4, rule=RULE)
+    async with RestartingPostgres(database_url) as postgres:
+        settings = Settings(
+            database_url=postgres.url,
+            kafka_bootstrap_servers=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            kafka_session_timeout_ms=6000,
+        )
+        names = ("telemetry", "contacts", "outage-events", "telemetry.dlq")
+        await topic_factory([settings.topic(name) for name in names], 1)
+        engine = create_engine(postgres.url)
+        detector = Detector(settings=settings, sessions=session_factory(engine))
+        stop = asyncio.Event()
+        running = asyncio.create_task(detector.run(stop))
+        try:
+            await eventually(lambda: postgres.refused >= 3 or running.done(), "three refusals")
+            assert not running.done(), "the detector gave up while PostgreSQL was starting"
+            postgres.up = True
+            await _all_modems_down(kafka_bootstrap, settings.topic("telemetry"))
+            await eventually(lambda: _open_outages(db_engine), "the outage to open", seconds=60)
+        finally:
+            stop.set()
+            await running
+            await engine.dispose()
+    opened = await _open_outages(db_engine)
+    assert [(o.rule_name, o.scope_id) for o in opened] == [("modems-down", "node-1")]
+
+
+async def _all_modems_down(bootstrap: str, topic: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        ts = int(datetime.now(UTC).timestamp() * 1000)
+        for d in range(4):
+            reading = {"ts": ts, "device_id": f"node-1-cpe-{d}", "metric": "cpe.online", "value": 0}
+            await producer.send_and_wait(topic, orjson.dumps(reading), key=b"node-1")
+    finally:
+        await producer.stop()
+
+
+async def _open_outages(engine: AsyncEngine) -> list[Outage]:
+    async with session_factory(engine)() as session:
+        return list(await session.scalars(select(Outage).where(Outage.state == "open")))
