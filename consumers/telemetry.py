@@ -2,7 +2,9 @@
 
 Delivery contract (at-least-once with idempotent effects):
 1. `getmany` a batch; decode each message; a bad one goes to `<prefix>telemetry.dlq` with its
-   original bytes and a `reason` header (the DLQ write is awaited before the commit).
+   original bytes and a `reason` header (the DLQ write is awaited before the engine sees the
+   batch). If that, or reconciling after a rebalance, fails, the consumer is moved back to the
+   batch's first offsets, so the next `getmany` returns the batch again instead of skipping it.
 2. Feed the good events to the engine; persist its transitions in one DB transaction.
 3. Publish one `outage-events` message per applied transition and wait for the broker's ack.
 4. Only then commit the batch's offsets.
@@ -88,6 +90,17 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
+def _rewind(
+    consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+) -> None:
+    """Move the consumer back to the first record of each of the batch's partitions it still
+    holds, so the next `getmany` returns them again (a revoked one is the new owner's)."""
+    assigned = consumer.assignment()
+    for partition, records in batch.items():
+        if records and partition in assigned:
+            consumer.seek(partition, records[0].offset)
+
+
 class Detector:
     """One detector process's consume loop; several share the partitions of one group."""
 
@@ -137,12 +150,19 @@ class Detector:
                         await self._flush(producer)
                         await consumer.commit()
                     batch = await consumer.getmany(timeout_ms=500)
-                    if self._reconcile_needed:
-                        await self._reconcile()
-                        await self._publish_pending(producer)
+                    started = time.perf_counter()
+                    try:
+                        if self._reconcile_needed:
+                            await self._reconcile()
+                            await self._publish_pending(producer)
+                        decoded = await self._decode(batch, producer)
+                    except Exception:
+                        # The engine has not seen this batch: read it again, never skip it.
+                        _rewind(consumer, batch)
+                        raise
                     now_mono = time.monotonic()
                     if batch:
-                        await self._process(batch, consumer, producer)
+                        await self._process(batch, decoded, consumer, producer, started)
                         last_batch = now_mono
                     elif self.engine.watermark:
                         # A quiet network still moves time on: confirm timers must fire.
@@ -255,24 +275,20 @@ class Detector:
                 self.engine.forget_closed(await active_outages(session=session))
         self.metrics.tracked_scopes.set(self.engine.tracked_scopes())
 
-    async def _process(
+    async def _decode(
         self,
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
-    ) -> None:
-        started = time.perf_counter()
+    ) -> tuple[list[Telemetry], list[Contact]]:
+        """Decode a batch; dead-letter what does not decode and wait for the broker's acks, so
+        a batch whose dead letters could not be written is read again, not lost."""
         events: list[Telemetry] = []
         contacts: list[Contact] = []
         dead: list[Awaitable[object]] = []
-        count = 0
         for records in batch.values():
             if not records:
                 continue
-            topic = records[0].topic
-            self.metrics.consumed.labels(topic, str(records[0].partition)).inc(len(records))
-            count += len(records)
-            if topic != self._contacts_topic:
+            if records[0].topic != self._contacts_topic:
                 failures = decode_telemetry_batch([r.value for r in records], events)
                 for index, exc in failures:
                     error = self._decode_error(exc)
@@ -284,6 +300,30 @@ class Detector:
                 except Exception as exc:  # noqa: BLE001 - one message must never cost its batch
                     error = self._decode_error(exc)
                     dead.append(await self._dead_letter(producer, record, error))
+        if dead:
+            await asyncio.gather(*dead)
+        return events, contacts
+
+    async def _process(
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        decoded: tuple[list[Telemetry], list[Contact]],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        started: float,
+    ) -> None:
+        """Feed a decoded batch to the engine, persist and publish what it says, commit.
+
+        From here on the batch is the engine's: if persisting fails, its transitions wait in
+        `_unpersisted` and the loop retries them before it reads on (see the module doc)."""
+        events, contacts = decoded
+        count = 0
+        for records in batch.values():
+            if records:
+                self.metrics.consumed.labels(records[0].topic, str(records[0].partition)).inc(
+                    len(records)
+                )
+                count += len(records)
         late_before = self.engine.late
         self._unpersisted += self.engine.feed(events)
         if contacts:
@@ -291,8 +331,6 @@ class Detector:
             self._contacts += contacts
         if self.engine.late > late_before:
             self.metrics.late_events.inc(self.engine.late - late_before)
-        if dead:
-            await asyncio.gather(*dead)
         await self._flush(producer)
         await consumer.commit()
         self._observe_lag(consumer, batch)

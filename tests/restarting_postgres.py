@@ -14,9 +14,10 @@ STARTING_UP = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
 
 
 class RestartingPostgres:
-    """While `up` is false, answer every connection as a starting PostgreSQL does (no TLS, then
-    FATAL 57P03 "the database system is starting up"); once `up`, pass connections through to
-    the server of `database_url`. `refused` counts the connections turned away."""
+    """While it is down, answer every connection as a starting PostgreSQL does (no TLS, then
+    FATAL 57P03 "the database system is starting up"); while it is up, pass connections through
+    to the server of `database_url`. It starts down; `refused` counts the connections turned
+    away."""
 
     def __init__(self, database_url: str) -> None:
         self._target = make_url(database_url)
@@ -38,6 +39,16 @@ class RestartingPostgres:
     async def __aenter__(self) -> RestartingPostgres:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return self
+
+    def start(self) -> None:
+        """Let connections through from now on."""
+        self.up = True
+
+    def stop(self) -> None:
+        """Go down as `pg_ctl stop --mode fast` does: every open session is cut."""
+        self.up = False
+        for pipe in list(self._pipes):
+            pipe.cancel()
 
     async def __aexit__(
         self,
@@ -61,8 +72,8 @@ class RestartingPostgres:
                 await self._forward(reader, writer)
             else:
                 await self._refuse(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the session was cut
         finally:
             self._pipes.discard(task)
             writer.close()

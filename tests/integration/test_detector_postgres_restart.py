@@ -1,4 +1,4 @@
-"""A detector started while PostgreSQL restarts waits for it, then detects as usual."""
+"""A detector meeting a PostgreSQL restart, at start-up or after a rebalance, loses nothing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -60,7 +60,7 @@ async def test_a_detector_started_while_postgresql_restarts_waits_for_it_then_de
         try:
             await eventually(lambda: postgres.refused >= 3 or running.done(), "three refusals")
             assert not running.done(), "the detector gave up while PostgreSQL was starting"
-            postgres.up = True
+            postgres.start()
             await _all_modems_down(kafka_bootstrap, settings.topic("telemetry"))
             await eventually(lambda: _open_outages(db_engine), "the outage to open", seconds=60)
         finally:
@@ -69,6 +69,70 @@ async def test_a_detector_started_while_postgresql_restarts_waits_for_it_then_de
             await engine.dispose()
     opened = await _open_outages(db_engine)
     assert [(o.rule_name, o.scope_id) for o in opened] == [("modems-down", "node-1")]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_batch_read_while_a_rebalance_cannot_reach_postgresql_is_read_again(
+    database_url: str,
+    db_engine: AsyncEngine,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    topic_factory: TopicFactory,
+) -> None:
+    """After a rebalance the detector reconciles with the database before it applies a batch;
+    while PostgreSQL is down that fails, and the batch must come back, not be skipped: here
+    it holds the only readings that show the outage."""
+    async with transaction(session_factory(db_engine)) as session:
+        await seed_modems_and_rule(session=session, nodes=["node-1"], per_node=4, rule=RULE)
+    async with RestartingPostgres(database_url) as postgres:
+        postgres.start()
+        settings = Settings(
+            database_url=postgres.url,
+            kafka_bootstrap_servers=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            kafka_session_timeout_ms=6000,
+        )
+        names = ("telemetry", "contacts", "outage-events", "telemetry.dlq")
+        await topic_factory([settings.topic(name) for name in names], 1)
+        engine = create_engine(postgres.url)
+        detector = Detector(
+            settings=settings, sessions=session_factory(engine), refresh_seconds=3600
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(detector.run(stop))
+        try:
+            await eventually(lambda: detector.assigned, "the detector to join its group")
+            postgres.stop()
+            await _rebalance(kafka_bootstrap, settings, [settings.topic(n) for n in names[:2]])
+            refused = postgres.refused
+            await _all_modems_down(kafka_bootstrap, settings.topic("telemetry"))
+            # Each try reads the batch, fails to reconcile and goes back for it.
+            await eventually(lambda: postgres.refused >= refused + 3, "three reconcile attempts")
+            postgres.start()
+            await eventually(lambda: _open_outages(db_engine), "the outage to open", seconds=60)
+        finally:
+            stop.set()
+            await running
+            await engine.dispose()
+    opened = await _open_outages(db_engine)
+    assert [(o.rule_name, o.scope_id) for o in opened] == [("modems-down", "node-1")]
+
+
+async def _rebalance(bootstrap: str, settings: Settings, topics: list[str]) -> None:
+    """Another member joins the detectors' group and leaves: two rebalances."""
+    member = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=settings.group("forewarn-detector"),
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=600,
+    )
+    await member.start()
+    try:
+        await eventually(lambda: member.assignment() is not None, "the member to join")
+        await member.getmany(timeout_ms=1000)
+    finally:
+        await member.stop()
 
 
 async def _all_modems_down(bootstrap: str, topic: str) -> None:
