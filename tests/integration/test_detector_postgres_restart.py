@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -34,14 +36,29 @@ RULE = RatioDownRule.model_validate(
 )
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_a_detector_started_while_postgresql_restarts_waits_for_it_then_detects(
+TOPICS = ("telemetry", "contacts", "outage-events", "telemetry.dlq")
+
+
+@dataclass
+class Running:
+    """A detector running in the test's loop, behind `postgres`."""
+
+    detector: Detector
+    task: asyncio.Task[None]
+    settings: Settings
+    postgres: RestartingPostgres
+
+
+@pytest.fixture
+async def running(
     database_url: str,
     db_engine: AsyncEngine,
     kafka_bootstrap: str,
     topic_prefix: str,
     topic_factory: TopicFactory,
-) -> None:
+) -> AsyncIterator[Running]:
+    """Four modems on node-1 and RULE in PostgreSQL; a detector started behind a stand-in that
+    is down until the test starts it."""
     async with transaction(session_factory(db_engine)) as session:
         await seed_modems_and_rule(session=session, nodes=["node-1"], per_node=4, rule=RULE)
     async with RestartingPostgres(database_url) as postgres:
@@ -51,69 +68,55 @@ async def test_a_detector_started_while_postgresql_restarts_waits_for_it_then_de
             topic_prefix=topic_prefix,
             kafka_session_timeout_ms=6000,
         )
-        names = ("telemetry", "contacts", "outage-events", "telemetry.dlq")
-        await topic_factory([settings.topic(name) for name in names], 1)
+        await topic_factory([settings.topic(name) for name in TOPICS], 1)
         engine = create_engine(postgres.url)
-        detector = Detector(settings=settings, sessions=session_factory(engine))
+        detector = Detector(
+            settings=settings, sessions=session_factory(engine), refresh_seconds=3600
+        )
         stop = asyncio.Event()
-        running = asyncio.create_task(detector.run(stop))
+        task = asyncio.create_task(detector.run(stop))
         try:
-            await eventually(lambda: postgres.refused >= 3 or running.done(), "three refusals")
-            assert not running.done(), "the detector gave up while PostgreSQL was starting"
-            postgres.start()
-            await _all_modems_down(kafka_bootstrap, settings.topic("telemetry"))
-            await eventually(lambda: _open_outages(db_engine), "the outage to open", seconds=60)
+            yield Running(detector, task, settings, postgres)
         finally:
             stop.set()
-            await running
+            await task
             await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_detector_started_while_postgresql_restarts_waits_for_it_then_detects(
+    running: Running, db_engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    postgres, task = running.postgres, running.task
+    await eventually(lambda: postgres.refused >= 3 or task.done(), "three refusals")
+    assert not task.done(), "the detector gave up while PostgreSQL was starting"
+    postgres.start()
+    await _all_modems_down(kafka_bootstrap, running.settings.topic("telemetry"))
+    await eventually(lambda: _open_outages(db_engine), "the outage to open", seconds=60)
+
     opened = await _open_outages(db_engine)
     assert [(o.rule_name, o.scope_id) for o in opened] == [("modems-down", "node-1")]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_batch_read_while_a_rebalance_cannot_reach_postgresql_is_read_again(
-    database_url: str,
-    db_engine: AsyncEngine,
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    topic_factory: TopicFactory,
+    running: Running, db_engine: AsyncEngine, kafka_bootstrap: str
 ) -> None:
     """After a rebalance the detector reconciles with the database before it applies a batch;
     while PostgreSQL is down that fails, and the batch must come back, not be skipped: here
     it holds the only readings that show the outage."""
-    async with transaction(session_factory(db_engine)) as session:
-        await seed_modems_and_rule(session=session, nodes=["node-1"], per_node=4, rule=RULE)
-    async with RestartingPostgres(database_url) as postgres:
-        postgres.start()
-        settings = Settings(
-            database_url=postgres.url,
-            kafka_bootstrap_servers=kafka_bootstrap,
-            topic_prefix=topic_prefix,
-            kafka_session_timeout_ms=6000,
-        )
-        names = ("telemetry", "contacts", "outage-events", "telemetry.dlq")
-        await topic_factory([settings.topic(name) for name in names], 1)
-        engine = create_engine(postgres.url)
-        detector = Detector(
-            settings=settings, sessions=session_factory(engine), refresh_seconds=3600
-        )
-        stop = asyncio.Event()
-        running = asyncio.create_task(detector.run(stop))
-        try:
-            await eventually(lambda: detector.assigned, "the detector to join its group")
-            postgres.stop()
-            await _rebalance(kafka_bootstrap, settings, [settings.topic(n) for n in names[:2]])
-            refused = postgres.refused
-            await _all_modems_down(kafka_bootstrap, settings.topic("telemetry"))
-            # Each try reads the batch, fails to reconcile and goes back for it.
-            await eventually(lambda: postgres.refused >= refused + 3, "three reconcile attempts")
-            postgres.start()
-            await eventually(lambda: _open_outages(db_engine), "the outage to open", seconds=60)
-        finally:
-            stop.set()
-            await running
-            await engine.dispose()
+    postgres, settings = running.postgres, running.settings
+    postgres.start()
+    await eventually(lambda: running.detector.assigned, "the detector to join its group")
+    postgres.stop()
+    await _rebalance(kafka_bootstrap, settings, [settings.topic(n) for n in TOPICS[:2]])
+    refused = postgres.refused
+    await _all_modems_down(kafka_bootstrap, settings.topic("telemetry"))
+    # Each try reads the batch, fails to reconcile and goes back for it.
+    await eventually(lambda: postgres.refused >= refused + 3, "three reconcile attempts")
+    postgres.start()
+    await eventually(lambda: _open_outages(db_engine), "the outage to open", seconds=60)
+
     opened = await _open_outages(db_engine)
     assert [(o.rule_name, o.scope_id) for o in opened] == [("modems-down", "node-1")]
 
