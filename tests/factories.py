@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +20,7 @@ from app.outages.service import apply_transition
 from app.rules.models import Rule, RuleVersion
 from app.rules.schemas import RatioDownRule, rule_definition_json
 from app.rules.service import create_rule
+from consumers.telemetry import Detector
 
 
 async def open_outage_on_node_17(
@@ -101,3 +104,15 @@ async def seed_modems_and_rule(
     session.add(
         RuleVersion(rule_id=1, version=1, enabled=True, definition=definition, created_at=now)
     )
+
+
+@asynccontextmanager
+async def detector_running(detector: Detector) -> AsyncIterator[asyncio.Task[None]]:
+    """Run `detector` on this event loop while the block lasts; then stop it and wait for it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(detector.run(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -18,7 +18,7 @@ from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
 from app.settings import Settings
 from consumers.telemetry import Detector
-from tests.factories import seed_modems_and_rule
+from tests.factories import detector_running, seed_modems_and_rule
 from tests.fixtures.kafka import TopicFactory
 from tests.reliability.processes import eventually
 from tests.restarting_postgres import RestartingPostgres
@@ -73,13 +73,10 @@ async def running(
         detector = Detector(
             settings=settings, sessions=session_factory(engine), refresh_seconds=3600
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(detector.run(stop))
         try:
-            yield Running(detector, task, settings, postgres)
+            async with detector_running(detector) as task:
+                yield Running(detector, task, settings, postgres)
         finally:
-            stop.set()
-            await task
             await engine.dispose()
 
 

@@ -32,7 +32,7 @@ from consumers.broker import TOPICS, ensure_topics, free_port
 from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
 from tests.e2e.processes import Component, components
-from tests.factories import seed_modems_and_rule
+from tests.factories import detector_running, seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.corpus import FAST_PATH_POISON, MiB, corpus
 from tests.reliability.figures import record, scale
@@ -266,7 +266,7 @@ class InProcess:
         return self.sample("forewarn_dlq_writes_total", topic=self.settings.topic("telemetry.dlq"))
 
     def failed_batches(self) -> float:
-        """Batches the loop's outermost guard caught: their messages were dropped."""
+        """Batches the loop's outermost guard caught (read again, or their transitions retried)."""
         return self.sample("forewarn_messages_skipped_total", consumer="detector", reason="error")
 
 
@@ -289,13 +289,10 @@ async def in_process_detector(
     )
     registry = CollectorRegistry()
     detector = Detector(settings=settings, sessions=sessions, metrics=consumer_metrics(registry))
-    stop = asyncio.Event()
-    task = asyncio.create_task(detector.run(stop))
     try:
-        yield InProcess(detector, registry, settings, sessions)
+        async with detector_running(detector):
+            yield InProcess(detector, registry, settings, sessions)
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
         await engine.dispose()
 
 
