@@ -65,7 +65,19 @@ class ScopeState:
     parent: str | None = None
     warm_devices: int = 0  # after a restart: devices to see again before a clear counts
     warm_until: float = -1.0
+    held: bool = False  # under maintenance at its last evaluation
     details: dict[str, float | int] = field(default_factory=dict)
+
+
+def _needs_evaluation(state: ScopeState) -> bool:
+    """Whether a scope must be evaluated next round even if no observation changes it: its
+    lifecycle or its signal runs on time, it waits out a warm-up, or maintenance held it."""
+    return (
+        state.phase in (Phase.PENDING, Phase.SUSPECTED)
+        or state.signal.needs_timer
+        or state.warm_devices > 0
+        or state.held
+    )
 
 
 @dataclass(slots=True)
@@ -179,8 +191,11 @@ class DetectionEngine:
                     if state.phase in ACTIVE_PHASES:
                         state.signal = new_signal(spec.kind)
                         runtime.scopes[scope] = state
-            else:
+                        self._timed.add((spec.id, scope))
+            elif runtime.spec != spec:
+                # New thresholds judge the same observations: every scope is evaluated again.
                 runtime.spec = spec
+                self._timed.update((spec.id, scope) for scope in runtime.scopes)
             self._rules[spec.id] = runtime
         self._by_metric = {}
         self._contact_rules = []
@@ -318,7 +333,7 @@ class DetectionEngine:
             entered = self._step(runtime.spec, scope, state, watermark)
             if entered:
                 changed.append(_Change(runtime, scope, state, entered))
-            if state.phase in (Phase.PENDING, Phase.SUSPECTED) or state.signal.needs_timer:
+            if _needs_evaluation(state):
                 self._timed.add((rule_id, scope))
             else:
                 self._timed.discard((rule_id, scope))
@@ -329,11 +344,13 @@ class DetectionEngine:
         if self._maintenance:
             window_end = self._maintenance_end(scope, now)
             if window_end is not None:
+                state.held = True  # evaluated again when the window ends
                 if isinstance(state.signal, AbsenceSignal):
                     state.signal.grace_until = window_end
                 if state.phase is Phase.PENDING:
                     state.phase = Phase.IDLE
                 return []
+            state.held = False
         verdict: Verdict = state.signal.verdict(spec, now)
         clear = verdict.clear and self._warm(state, verdict.devices, now)
         firing = verdict.firing
@@ -483,6 +500,7 @@ class DetectionEngine:
             for scope, state in runtime.scopes.items():
                 if state.phase in ACTIVE_PHASES and (rule_id, level, scope) not in keys:
                     state.phase, state.parent = Phase.IDLE, None
+                    self._timed.add((rule_id, scope))  # a condition that holds opens anew
             for parent_id, parent in list(runtime.parents.items()):
                 parent_level = PARENT_LEVEL[runtime.spec.scope].value
                 if parent.phase in ACTIVE_PHASES and (rule_id, parent_level, parent_id) not in keys:

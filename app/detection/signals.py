@@ -28,7 +28,8 @@ class Verdict(NamedTuple):
 
 class Signal(Protocol):
     def observe(self, device_id: str, ts: float, value: float, metric: str) -> bool:
-        """Record one observation; return whether anything changed."""
+        """Record one observation; return whether the verdict may have changed (a scope
+        whose observations all return False is not evaluated again for them)."""
 
     def verdict(self, spec: RuleSpec, now: float) -> Verdict: ...
 
@@ -48,13 +49,17 @@ class RatioSignal:
         is_down = value == 0
         reading = (ts, is_down)
         previous = self.devices.get(device_id)
-        if previous is not None:
-            # Newest reading wins; at equal times, down wins (so order never matters).
-            if previous >= reading:
-                return False
-            self.down -= previous[1]
+        if previous is None:
+            self.devices[device_id] = reading
+            self.down += is_down
+            return True
+        # Newest reading wins; at equal times, down wins (so order never matters).
+        if previous >= reading:
+            return False
         self.devices[device_id] = reading
-        self.down += is_down
+        if previous[1] is is_down:
+            return False  # the same device, still up (or still down): the verdict stands
+        self.down += is_down - previous[1]
         return True
 
     def verdict(self, spec: RuleSpec, now: float) -> Verdict:

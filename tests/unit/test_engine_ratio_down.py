@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.detection.engine import ActiveOutage, DetectionEngine
-from app.detection.telemetry import Telemetry, Topology
+from app.detection.telemetry import MaintenanceWindow, Telemetry, Topology
 from app.outages.lifecycle import OutageState
 from app.rules.schemas import RatioDownRule, RuleSpec, to_spec
 
@@ -198,3 +198,48 @@ def test_a_rule_moved_to_another_scope_level_places_readings_at_the_new_level() 
         ("hub", "hub-1", OutageState.SUSPECTED),
         ("hub", "hub-1", OutageState.OPEN),
     ]
+
+
+# A reading that leaves its device as it was (still up, still down) does not make its scope be
+# evaluated again; these are the changes that must, with no reading changing.
+
+
+def test_a_rule_made_stricter_judges_readings_that_have_not_changed() -> None:
+    engine = DetectionEngine([spec(**{"for": "0s"})], topology())
+    assert engine.feed(readings(T0, 0, down=5)) == []  # 25 % down: under the 30 % threshold
+    engine.replace_rules([spec(**{"for": "0s", "threshold": 0.2})])
+    opened = engine.feed(readings(T0 + 10, 0, down=5))
+    assert states(opened) == [("node-0", OutageState.SUSPECTED), ("node-0", OutageState.OPEN)]
+
+
+def test_devices_still_down_when_a_maintenance_window_ends_open_an_outage() -> None:
+    engine = DetectionEngine([spec()], topology())
+    assert engine.feed(readings(T0, 0, down=12)) == []  # pending: `for` is 30 s
+    engine.replace_maintenance([MaintenanceWindow("node-0", T0 + 5, T0 + 100)])
+    assert engine.feed(readings(T0 + 10, 0, down=12)) == []  # suppressed; pending dropped
+    assert engine.feed(readings(T0 + 110, 0, down=12)) == []  # the same readings: pending again
+    opened = engine.feed(readings(T0 + 141, 0, down=12))
+    assert states(opened) == [("node-0", OutageState.SUSPECTED), ("node-0", OutageState.OPEN)]
+    assert opened[0].started_at.timestamp() == T0 + 110
+
+
+def test_a_taken_over_outage_clears_when_its_warm_up_ends_with_no_reading_changing() -> None:
+    engine = DetectionEngine([spec()], topology(), warmup_seconds=60)
+    engine.reconcile(
+        [
+            ActiveOutage(
+                rule_id=1,
+                scope_level="node",
+                scope_id="node-0",
+                state=OutageState.OPEN,
+                started_at=T0 - 600,
+                suspected_at=T0 - 600,
+                devices_at_open=20,
+            )
+        ]
+    )
+    half = readings(T0, 0, down=0)[:10]  # half the node seen again, all up
+    assert engine.feed(half) == []  # a clear, but the warm-up has 60 s to go
+    assert engine.feed(half[:1]) == []  # an unchanged reading
+    resolved = engine.advance(T0 + 61)
+    assert states(resolved) == [("node-0", OutageState.RESOLVED)]
