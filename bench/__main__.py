@@ -22,6 +22,7 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3, help="throughput: rounds (median)")
     parser.add_argument("--rates", default="2000,20000", help="latency: msgs/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="latency: seconds per rate")
     parser.add_argument("--customers", type=int, default=100_000, help="fan-out: customers")
@@ -36,7 +37,7 @@ def main() -> None:
         "machine": platform.machine(),
     }
     if args.only in (None, "throughput"):
-        figures = run_throughput(args.messages, args.devices)
+        figures = run_throughput(args.messages, args.devices, args.rounds)
         (args.out / "detector.json").write_text(json.dumps({**machine, **figures}, indent=2) + "\n")
     if args.only in (None, "latency"):
         rates = tuple(int(r) for r in args.rates.split(","))

@@ -5,7 +5,8 @@ Note quixstreams 3.28 pins pydantic<2.14 and pydantic-settings<2.16, below what 
 own install resolves to; it runs with the newer ones all the same (pip only warns).
 
 1. Produce N telemetry messages to a fresh topic on the embedded broker (as `bench.detector`).
-2. Baseline: the raw aiokafka consume + decode rate of that topic.
+2. Baseline: an aiokafka consumer built as the detector's (same settings, same topics) reading and
+   decoding that topic (as `bench.detector`).
 3. Forewarn: the real `Detector` with one `ratio_down` rule per metric (steady-state rate).
 4. Peer: a Quix Streams application in its own process (`python -m bench.peer --worker ...`):
    state scoped by node (the message key), one RocksDB state entry per metric holding its
@@ -225,13 +226,13 @@ async def run(messages: int, devices: int) -> dict[str, Any]:
         await create_source_topic(bootstrap, topic)
         await ensure_topics(
             bootstrap,
-            [settings.topic(t) for t in ("telemetry", "outage-events", "telemetry.dlq")]
+            [settings.topic(t) for t in ("contacts", "outage-events", "telemetry.dlq")]
             + list(outputs.values()),
             1,
         )
         console.print(f"{messages:,} messages from {devices:,} devices, {len(METRICS)} rules")
         await produce(bootstrap, topic, messages, devices)
-        raw = await raw_rate(bootstrap, topic, messages)
+        raw = await raw_rate(settings, ["telemetry", "contacts"], messages)
         console.print(f"raw aiokafka consume + decode: {raw:,.0f} msg/s")
         await seed_database(settings.database_url, devices)
         ours, outages = await detector_rate(settings, topic, messages)
