@@ -8,7 +8,7 @@ Delivery contract (at-least-once with idempotent effects):
 2. Feed the good events to the engine; persist its transitions in one DB transaction.
 3. Publish one `outage-events` message per applied transition and wait for the broker's ack.
 4. Only then commit the batch's offsets.
-A crash anywhere before 4 replays the batch; `apply_transition` recognises transitions it has
+A crash anywhere before 4 replays the batch; `apply_transitions` recognises transitions it has
 already applied, so no outage is opened twice and any publish lost in the crash happens then.
 If persisting fails, the loop keeps the transitions and retries them before it consumes more,
 so a database outage slows the detector down but loses nothing.
@@ -45,7 +45,7 @@ from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
 from app.outages.service import (
     active_outages,
-    apply_transition,
+    apply_transitions,
     mark_published,
     record_first_contacts,
     unpublished_events,
@@ -384,7 +384,6 @@ class Detector:
         """Persist pending transitions, publish their events, and forget them."""
         if not self._unpersisted and not self._contacts:
             return
-        applied = False
         async with transaction(self.sessions) as session:
             if self._contacts:
                 lead_times = await record_first_contacts(
@@ -392,14 +391,13 @@ class Detector:
                 )
                 for seconds in lead_times:
                     self.metrics.lead_time.observe(seconds)
-            for transition in self._unpersisted:
-                event = await apply_transition(
-                    session=session,
-                    transition=transition,
-                    next_update_interval=self.settings.next_update_interval,
-                    clock=self.clock,
-                )
-                applied = applied or event is not None
+            events = await apply_transitions(
+                session=session,
+                transitions=self._unpersisted,
+                next_update_interval=self.settings.next_update_interval,
+                clock=self.clock,
+            )
+            applied = any(event is not None for event in events)
         if applied and self.settings.failpoint == "detector_after_persist":
             # Die between the database commit and the publish, as a kill -9 could.
             os._exit(137)

@@ -56,10 +56,33 @@ def outage_event(
     )
 
 
-async def _parent_outage_id(session: AsyncSession, transition: Transition) -> str | None:
+# The active outage of each scope key a transaction has locked or written (None: it has none).
+# The transaction holds those rows until it commits, so nobody else changes them meanwhile.
+_Locked = dict[str, Outage | None]
+
+
+async def _lock_active(session: AsyncSession, keys: set[str], locked: _Locked) -> None:
+    """Lock the active outages of `keys` not locked yet, in one query."""
+    missing = keys - locked.keys()
+    if not missing:
+        return
+    rows = await session.scalars(
+        select(Outage).where(Outage.active_key.in_(sorted(missing))).with_for_update()
+    )
+    found = {outage.active_key: outage for outage in rows}
+    for key in missing:
+        locked[key] = found.get(key)
+
+
+async def _parent_outage_id(
+    session: AsyncSession, transition: Transition, locked: _Locked
+) -> str | None:
     key = transition.parent_key
     if key is None:
         return None
+    parent = locked.get(key)
+    if parent is not None:  # opened (or followed) in this transaction
+        return parent.id
     parent_id: str | None = await session.scalar(select(Outage.id).where(Outage.active_key == key))
     return parent_id
 
@@ -76,34 +99,67 @@ async def apply_transition(
     next_update_interval: timedelta,
     clock: Clock = utc_now,
 ) -> OutageEvent | None:
-    """Apply one transition; return the event to publish, or None when it is stale.
+    """Apply one transition; return the event to publish, or None when it is stale."""
+    events = await apply_transitions(
+        session=session,
+        transitions=[transition],
+        next_update_interval=next_update_interval,
+        clock=clock,
+    )
+    return events[0]
+
+
+async def apply_transitions(
+    *,
+    session: AsyncSession,
+    transitions: Sequence[Transition],
+    next_update_interval: timedelta,
+    clock: Clock = utc_now,
+) -> list[OutageEvent | None]:
+    """Apply transitions in order, in the caller's transaction; return each one's event to
+    publish, or None where it is stale.
 
     A replayed transition (already applied, possibly already followed by later ones) returns
-    the same event again instead of creating a second outage.
+    the same event again instead of creating a second outage. The active outages of all the
+    transitions' scopes are locked in one query, then followed in memory: a burst of outages
+    (a hub's nodes, a rule's suspected-then-open) costs a few statements each, not a lookup
+    per transition.
     """
+    locked: _Locked = {}
+    await _lock_active(session, {t.scope_key for t in transitions}, locked)
+    return [
+        await _apply(session, transition, locked, next_update_interval, clock)
+        for transition in transitions
+    ]
+
+
+async def _apply(
+    session: AsyncSession,
+    transition: Transition,
+    locked: _Locked,
+    next_update_interval: timedelta,
+    clock: Clock,
+) -> OutageEvent | None:
     target = transition.to_state
-    active = await session.scalar(
-        select(Outage).where(Outage.active_key == transition.scope_key).with_for_update()
-    )
+    key = transition.scope_key
+    await _lock_active(session, {key}, locked)
+    active = locked[key]
     if active is None:
         replayed = await _already_applied(session, transition)
         if replayed is not None:
             return outage_event(replayed, target, None, transition.at)
         if not can_move(None, target):
             return None
-        outage = await _insert(session, transition, next_update_interval, clock)
-        if outage is None:  # another detector inserted it a moment ago
-            return await apply_transition(
-                session=session,
-                transition=transition,
-                next_update_interval=next_update_interval,
-                clock=clock,
-            )
+        outage = await _insert(session, transition, locked, next_update_interval, clock)
+        if outage is None:  # another detector inserted it a moment ago: follow theirs
+            del locked[key]
+            return await _apply(session, transition, locked, next_update_interval, clock)
+        locked[key] = outage
         return outage_event(outage, target, None, transition.at)
 
     current = OutageState(active.state)
     if transition.parent_scope_id is not None and active.parent_id is None:
-        active.parent_id = await _parent_outage_id(session, transition)
+        active.parent_id = await _parent_outage_id(session, transition, locked)
         if active.parent_id is not None:
             session.add(_timeline(active.id, transition, current, kind="attached"))
     if current is target or (target is OutageState.OPEN and current.customers_told):
@@ -111,6 +167,8 @@ async def apply_transition(
     if not can_move(current, target):
         return None
     _move(active, target, transition.at, clock(), next_update_interval)
+    if target.is_closed:
+        locked[key] = None
     active.details = {**active.details, **transition.details}
     _stamp_first_contact(active, transition)
     event = outage_event(active, target, current, transition.at)
@@ -164,7 +222,11 @@ async def _already_applied(session: AsyncSession, transition: Transition) -> Out
 
 
 async def _insert(
-    session: AsyncSession, transition: Transition, interval: timedelta, clock: Clock
+    session: AsyncSession,
+    transition: Transition,
+    locked: _Locked,
+    interval: timedelta,
+    clock: Clock,
 ) -> Outage | None:
     target = transition.to_state
     outage = Outage(
@@ -182,7 +244,7 @@ async def _insert(
         state=target.value,
         details=dict(transition.details),
         affected_customers=0,
-        parent_id=await _parent_outage_id(session, transition),
+        parent_id=await _parent_outage_id(session, transition, locked),
         is_parent=transition.is_parent,
     )
     _move(outage, target, transition.at, clock(), interval)
