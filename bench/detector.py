@@ -274,9 +274,7 @@ async def run(messages: int, devices: int, rounds: int) -> dict[str, object]:
         "ratio": median,
         "ratio_min": min(r["ratio"] for r in runs),
         "ratio_max": max(r["ratio"] for r in runs),
-        "ratio_telemetry_only": statistics.median_low(
-            [r["ratio_telemetry_only"] for r in runs]
-        ),
+        "ratio_telemetry_only": statistics.median_low([r["ratio_telemetry_only"] for r in runs]),
     }
     table = Table(title="Detector throughput (same broker, same run)")
     for column in ("round", "raw msg/s", "raw, telemetry only", "detector msg/s", "ratio"):
