@@ -12,7 +12,9 @@ import math
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -56,34 +58,52 @@ def outage_event(
     )
 
 
-# The active outage of each scope key a transaction has locked or written (None: it has none).
-# The transaction holds those rows until it commits, so nobody else changes them meanwhile.
-_Locked = dict[str, Outage | None]
+@dataclass
+class _Flush:
+    """One `apply_transitions` call: what it has locked and written so far.
+
+    `locked` holds the active outage of each scope key it has locked or written (None: it has
+    none); the transaction holds those rows until it commits, so nobody else changes them.
+    When `deferred`, new and changed outages wait in the session for one flush at the end
+    instead of a savepoint and a flush each, and the lookups between run without flushing
+    (what they cannot see yet, the outages inserted here, is kept in `inserted`).
+    """
+
+    session: AsyncSession
+    interval: timedelta
+    clock: Clock
+    deferred: bool
+    locked: dict[str, Outage | None] = field(default_factory=dict)
+    inserted: dict[tuple[int, str, str], list[Outage]] = field(default_factory=dict)
+
+    async def lock(self, keys: set[str]) -> None:
+        """Lock the active outages of `keys` not locked yet, in one query."""
+        missing = keys - self.locked.keys()
+        if not missing:
+            return
+        rows = await self.session.scalars(
+            select(Outage).where(Outage.active_key.in_(sorted(missing))).with_for_update()
+        )
+        found = {outage.active_key: outage for outage in rows}
+        for key in missing:
+            self.locked[key] = found.get(key)
+
+    async def scalar(self, statement: Any) -> Any:
+        """Run a lookup; a deferred flush keeps its pending writes for the end."""
+        if not self.deferred:
+            return await self.session.scalar(statement)
+        with self.session.no_autoflush:
+            return await self.session.scalar(statement)
 
 
-async def _lock_active(session: AsyncSession, keys: set[str], locked: _Locked) -> None:
-    """Lock the active outages of `keys` not locked yet, in one query."""
-    missing = keys - locked.keys()
-    if not missing:
-        return
-    rows = await session.scalars(
-        select(Outage).where(Outage.active_key.in_(sorted(missing))).with_for_update()
-    )
-    found = {outage.active_key: outage for outage in rows}
-    for key in missing:
-        locked[key] = found.get(key)
-
-
-async def _parent_outage_id(
-    session: AsyncSession, transition: Transition, locked: _Locked
-) -> str | None:
+async def _parent_outage_id(flush: _Flush, transition: Transition) -> str | None:
     key = transition.parent_key
     if key is None:
         return None
-    parent = locked.get(key)
-    if parent is not None:  # opened (or followed) in this transaction
+    parent = flush.locked.get(key)
+    if parent is not None:  # opened (or followed) in this flush
         return parent.id
-    parent_id: str | None = await session.scalar(select(Outage.id).where(Outage.active_key == key))
+    parent_id: str | None = await flush.scalar(select(Outage.id).where(Outage.active_key == key))
     return parent_id
 
 
@@ -120,55 +140,62 @@ async def apply_transitions(
     publish, or None where it is stale.
 
     A replayed transition (already applied, possibly already followed by later ones) returns
-    the same event again instead of creating a second outage. The active outages of all the
-    transitions' scopes are locked in one query, then followed in memory: a burst of outages
-    (a hub's nodes, a rule's suspected-then-open) costs a few statements each, not a lookup
-    per transition.
+    the same event again instead of creating a second outage.
+
+    A burst of outages (a hub's nodes going down, each suspected then open) is written in a
+    few statements: the active outages of all the transitions' scopes are locked in one
+    query, followed in memory, and every insert and update goes out in one flush inside a
+    savepoint. If that flush meets a conflict (another detector opened one of these outages
+    a moment ago), the savepoint is rolled back and the transitions are applied again one
+    at a time, each insert in a savepoint of its own, following the other detector's rows.
     """
-    locked: _Locked = {}
-    await _lock_active(session, {t.scope_key for t in transitions}, locked)
-    return [
-        await _apply(session, transition, locked, next_update_interval, clock)
-        for transition in transitions
-    ]
+    if not transitions:
+        return []
+    try:
+        async with session.begin_nested():
+            flush = _Flush(session, next_update_interval, clock, deferred=True)
+            events = await _apply_all(flush, transitions)
+            await session.flush()
+        return events
+    except IntegrityError:
+        flush = _Flush(session, next_update_interval, clock, deferred=False)
+        return await _apply_all(flush, transitions)
 
 
-async def _apply(
-    session: AsyncSession,
-    transition: Transition,
-    locked: _Locked,
-    next_update_interval: timedelta,
-    clock: Clock,
-) -> OutageEvent | None:
-    target = transition.to_state
-    key = transition.scope_key
-    await _lock_active(session, {key}, locked)
-    active = locked[key]
+async def _apply_all(flush: _Flush, transitions: Sequence[Transition]) -> list[OutageEvent | None]:
+    await flush.lock({t.scope_key for t in transitions})
+    return [await _apply(flush, transition) for transition in transitions]
+
+
+async def _apply(flush: _Flush, transition: Transition) -> OutageEvent | None:
+    session, target, key = flush.session, transition.to_state, transition.scope_key
+    await flush.lock({key})
+    active = flush.locked[key]
     if active is None:
-        replayed = await _already_applied(session, transition)
+        replayed = await _already_applied(flush, transition)
         if replayed is not None:
             return outage_event(replayed, target, None, transition.at)
         if not can_move(None, target):
             return None
-        outage = await _insert(session, transition, locked, next_update_interval, clock)
+        outage = await _insert(flush, transition)
         if outage is None:  # another detector inserted it a moment ago: follow theirs
-            del locked[key]
-            return await _apply(session, transition, locked, next_update_interval, clock)
-        locked[key] = outage
+            del flush.locked[key]
+            return await _apply(flush, transition)
+        flush.locked[key] = outage
         return outage_event(outage, target, None, transition.at)
 
     current = OutageState(active.state)
     if transition.parent_scope_id is not None and active.parent_id is None:
-        active.parent_id = await _parent_outage_id(session, transition, locked)
+        active.parent_id = await _parent_outage_id(flush, transition)
         if active.parent_id is not None:
             session.add(_timeline(active.id, transition, current, kind="attached"))
     if current is target or (target is OutageState.OPEN and current.customers_told):
         return outage_event(active, target, None, _stamp(active, target) or transition.at)
     if not can_move(current, target):
         return None
-    _move(active, target, transition.at, clock(), next_update_interval)
+    _move(active, target, transition.at, flush.clock(), flush.interval)
     if target.is_closed:
-        locked[key] = None
+        flush.locked[key] = None
     active.details = {**active.details, **transition.details}
     _stamp_first_contact(active, transition)
     event = outage_event(active, target, current, transition.at)
@@ -199,9 +226,9 @@ def _move(
         outage.next_update_due = None
 
 
-async def _already_applied(session: AsyncSession, transition: Transition) -> Outage | None:
+async def _already_applied(flush: _Flush, transition: Transition) -> Outage | None:
     """Find a closed outage of the same rule and scope that this transition already built."""
-    candidates = await session.scalars(
+    stored: Outage | None = await flush.scalar(
         select(Outage)
         .where(
             Outage.rule_id == transition.rule_id,
@@ -212,22 +239,21 @@ async def _already_applied(session: AsyncSession, transition: Transition) -> Out
         .order_by(Outage.started_at.desc())
         .limit(1)
     )
-    latest = candidates.first()
-    if latest is None:
+    scope = (transition.rule_id, transition.scope_level, transition.scope_id)
+    candidates = [stored] if stored is not None else []
+    candidates += [o for o in flush.inserted.get(scope, ()) if o.started_at <= transition.at]
+    if not candidates:
         return None
+    latest = max(candidates, key=lambda outage: outage.started_at)
     closed_at = latest.resolved_at or latest.cancelled_at
     if closed_at is not None and transition.at <= closed_at:
         return latest
     return None
 
 
-async def _insert(
-    session: AsyncSession,
-    transition: Transition,
-    locked: _Locked,
-    interval: timedelta,
-    clock: Clock,
-) -> Outage | None:
+async def _insert(flush: _Flush, transition: Transition) -> Outage | None:
+    """Add the outage a transition opens; None if another detector has just opened it."""
+    session = flush.session
     target = transition.to_state
     outage = Outage(
         id=new_outage_id(),
@@ -244,19 +270,28 @@ async def _insert(
         state=target.value,
         details=dict(transition.details),
         affected_customers=0,
-        parent_id=await _parent_outage_id(session, transition, locked),
+        parent_id=await _parent_outage_id(flush, transition),
         is_parent=transition.is_parent,
     )
-    _move(outage, target, transition.at, clock(), interval)
+    _move(outage, target, transition.at, flush.clock(), flush.interval)
     _stamp_first_contact(outage, transition)
     if target is OutageState.OPEN:
         outage.suspected_at = transition.at
-    try:
-        async with session.begin_nested():
-            session.add(outage)
+    if flush.deferred:
+        session.add(outage)  # a conflict surfaces in the flush at the end
+        scope = (transition.rule_id, transition.scope_level, transition.scope_id)
+        flush.inserted.setdefault(scope, []).append(outage)
+        if outage.is_parent:
+            # The flush writes updates before inserts: a child already stored that attaches
+            # to this parent must find it there.
             await session.flush()
-    except IntegrityError:
-        return None
+    else:
+        try:
+            async with session.begin_nested():
+                session.add(outage)
+                await session.flush()
+        except IntegrityError:
+            return None
     event = outage_event(outage, target, None, transition.at)
     session.add(_timeline(outage.id, transition, target, event=event))
     return outage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
+from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
 from app.outages.models import Outage, TimelineEntry
-from app.outages.service import active_outages, apply_transition
+from app.outages.service import active_outages, apply_transition, apply_transitions
 from app.rules.models import Rule
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -194,3 +196,127 @@ async def test_an_outage_opened_by_a_spike_of_calls_has_the_spikes_first_call_as
     async with sessions() as session:
         outage = (await session.scalars(select(Outage))).one()
     assert outage.first_contact_at == first_call
+
+
+# One flush's transitions applied in one call, as the detector applies them: inserts and
+# updates wait for one flush at the end, so the lookups in between must still see them.
+
+
+async def apply_together(
+    sessions: async_sessionmaker[AsyncSession], *transitions: Transition
+) -> list[OutageEvent | None]:
+    async with transaction(sessions) as session:
+        return await apply_transitions(
+            session=session,
+            transitions=transitions,
+            next_update_interval=INTERVAL,
+            clock=lambda: T0,
+        )
+
+
+def ids_and_states(events: list[OutageEvent | None]) -> list[tuple[str, OutageState] | None]:
+    return [None if e is None else (e.outage_id, e.state) for e in events]
+
+
+async def test_a_whole_lifecycle_in_one_flush_is_stamped_and_replays_as_it_was(
+    sessions: async_sessionmaker[AsyncSession], rule: None
+) -> None:
+    batch = [
+        transition(OutageState.SUSPECTED, T0 + timedelta(seconds=30)),
+        transition(OutageState.OPEN, T0 + timedelta(seconds=30)),
+        transition(OutageState.RESOLVED, T0 + timedelta(minutes=5)),
+    ]
+    first = ids_and_states(await apply_together(sessions, *batch))
+    assert first == ids_and_states(await apply_together(sessions, *batch))
+    async with sessions() as session:
+        outage = (await session.scalars(select(Outage))).one()
+        timeline = (await session.scalars(select(TimelineEntry.state))).all()
+    assert first == [
+        (outage.id, OutageState.SUSPECTED),
+        (outage.id, OutageState.OPEN),
+        (outage.id, OutageState.RESOLVED),
+    ]
+    assert (outage.suspected_at, outage.opened_at, outage.resolved_at) == (
+        batch[0].at,
+        batch[1].at,
+        batch[2].at,
+    )
+    assert sorted(timeline) == ["open", "resolved", "suspected"]
+
+
+async def test_a_transition_replayed_within_its_own_flush_reuses_the_outage_opened_there(
+    sessions: async_sessionmaker[AsyncSession], rule: None
+) -> None:
+    opened = transition(OutageState.OPEN, T0)
+    resolved = transition(OutageState.RESOLVED, T0 + timedelta(minutes=5))
+    events = ids_and_states(await apply_together(sessions, opened, resolved, opened))
+    assert await outage_count(sessions) == 1
+    [(outage_id, _), _, replayed] = events  # type: ignore[misc]
+    assert replayed == (outage_id, OutageState.OPEN)
+
+
+async def test_children_opened_before_their_parent_in_one_flush_attach_to_it(
+    sessions: async_sessionmaker[AsyncSession], rule: None
+) -> None:
+    child = transition(OutageState.SUSPECTED, T0)
+    parent = replace(child, scope_level="hub", scope_id="hub-1", is_parent=True)
+    attached = replace(child, parent_scope_id="hub-1")
+    sibling = replace(attached, scope_id="node-18")
+    await apply_together(sessions, child, parent, attached, sibling)
+    async with sessions() as session:
+        rows = {o.scope_id: o for o in await session.scalars(select(Outage))}
+    assert set(rows) == {"node-17", "node-18", "hub-1"}
+    assert rows["node-17"].parent_id == rows["node-18"].parent_id == rows["hub-1"].id
+
+
+async def test_a_stored_child_and_a_new_one_attach_to_a_parent_opened_in_one_flush(
+    sessions: async_sessionmaker[AsyncSession], rule: None
+) -> None:
+    stored = transition(OutageState.SUSPECTED, T0)
+    await apply_together(sessions, stored)
+    parent = replace(stored, scope_level="hub", scope_id="hub-1", is_parent=True)
+    restated = replace(stored, parent_scope_id="hub-1")
+    await apply_together(sessions, parent, restated, replace(restated, scope_id="node-18"))
+    async with sessions() as session:
+        rows = {o.scope_id: o for o in await session.scalars(select(Outage))}
+        attached = await session.scalar(
+            select(func.count()).where(TimelineEntry.kind == "attached")
+        )
+    assert rows["node-17"].parent_id == rows["node-18"].parent_id == rows["hub-1"].id
+    assert attached == 1  # the stored child's timeline says when it was attached
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_an_outage_another_detector_opens_during_the_flush_is_followed_not_doubled(
+    sessions: async_sessionmaker[AsyncSession], rule: None
+) -> None:
+    """The other detector holds node-18's row locked, so this flush's lock query waits for it,
+    and inserts node-17's outage meanwhile, which that query cannot see: this flush's insert
+    then conflicts, and the transitions are applied again following the other's outage."""
+    await apply_together(sessions, on_node("node-18", OutageState.SUSPECTED))
+    async with sessions() as other:
+        await other.execute(select(Outage).where(Outage.scope_id == "node-18").with_for_update())
+        theirs = await apply_transitions(
+            session=other,
+            transitions=[on_node("node-17", OutageState.SUSPECTED)],
+            next_update_interval=INTERVAL,
+            clock=lambda: T0,
+        )
+        ours = asyncio.create_task(
+            apply_together(
+                sessions,
+                on_node("node-17", OutageState.OPEN),
+                on_node("node-18", OutageState.OPEN),
+            )
+        )
+        await asyncio.sleep(0.5)  # ours is waiting for node-18's lock
+        assert not ours.done()
+        await other.commit()
+    events = await ours
+    assert await outage_count(sessions) == 2
+    assert [e.outage_id for e in events if e is not None][0] == theirs[0].outage_id  # type: ignore[union-attr]
+    assert [e.state for e in events if e is not None] == [OutageState.OPEN, OutageState.OPEN]
+
+
+def on_node(scope_id: str, state: OutageState) -> Transition:
+    return replace(transition(state, T0 + timedelta(seconds=30)), scope_id=scope_id)
