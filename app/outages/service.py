@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,9 @@ from app.detection.telemetry import Contact, Topology
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import STAMP_COLUMN, OutageState, Transition, can_move
 from app.outages.models import Outage, TimelineEntry
+from app.rules.models import Rule
+
+log = structlog.get_logger("forewarn.outages")
 
 
 def new_outage_id() -> str:
@@ -177,10 +181,19 @@ async def _apply(flush: _Flush, transition: Transition) -> OutageEvent | None:
             return outage_event(replayed, target, None, transition.at)
         if not can_move(None, target):
             return None
-        outage = await _insert(flush, transition)
-        if outage is None:  # another detector inserted it a moment ago: follow theirs
+        try:
+            outage = await _insert(flush, transition)
+        except IntegrityError:
+            if flush.deferred:
+                raise  # apply_transitions starts again, one at a time
             del flush.locked[key]
-            return await _apply(flush, transition)
+            await flush.lock({key})
+            if flush.locked[key] is not None:  # another detector opened it a moment ago
+                return await _apply(flush, transition)
+            if await session.get(Rule, transition.rule_id) is None:
+                log.warning("transition of a deleted rule dropped", rule_id=transition.rule_id)
+                return None  # deleted after the engine loaded it: no outage can name it
+            raise
         flush.locked[key] = outage
         return outage_event(outage, target, None, transition.at)
 
@@ -251,8 +264,8 @@ async def _already_applied(flush: _Flush, transition: Transition) -> Outage | No
     return None
 
 
-async def _insert(flush: _Flush, transition: Transition) -> Outage | None:
-    """Add the outage a transition opens; None if another detector has just opened it."""
+async def _insert(flush: _Flush, transition: Transition) -> Outage:
+    """Add the outage a transition opens."""
     session = flush.session
     target = transition.to_state
     outage = Outage(
@@ -286,12 +299,9 @@ async def _insert(flush: _Flush, transition: Transition) -> Outage | None:
             # to this parent must find it there.
             await session.flush()
     else:
-        try:
-            async with session.begin_nested():
-                session.add(outage)
-                await session.flush()
-        except IntegrityError:
-            return None
+        async with session.begin_nested():  # a conflict rolls back this insert alone
+            session.add(outage)
+            await session.flush()
     event = outage_event(outage, target, None, transition.at)
     session.add(_timeline(outage.id, transition, target, event=event))
     return outage

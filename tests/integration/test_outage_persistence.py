@@ -320,3 +320,14 @@ async def test_an_outage_another_detector_opens_during_the_flush_is_followed_not
 
 def on_node(scope_id: str, state: OutageState) -> Transition:
     return replace(transition(state, T0 + timedelta(seconds=30)), scope_id=scope_id)
+
+
+async def test_a_transition_of_a_rule_deleted_meanwhile_is_dropped_and_the_rest_applied(
+    sessions: async_sessionmaker[AsyncSession], rule: None
+) -> None:
+    """A rule with no outages can be deleted while a detector still runs it (it reloads its
+    rules every few seconds); the outage it opens then can name no rule."""
+    orphan = replace(transition(OutageState.SUSPECTED, T0), rule_id=2, scope_id="node-18")
+    events = await apply_together(sessions, orphan, transition(OutageState.SUSPECTED, T0))
+    assert [None if e is None else e.scope_id for e in events] == [None, "node-17"]
+    assert await outage_count(sessions) == 1
