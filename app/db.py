@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +23,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from app.clock import as_utc
+
+log = structlog.get_logger("forewarn.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -74,3 +80,27 @@ async def transaction(
     """Open a session, commit when the block succeeds, roll back when it raises."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def retry_until_done(
+    work: Callable[[], Awaitable[None]],
+    *,
+    stop: asyncio.Event,
+    every: float,
+    retry: Callable[[OSError | SQLAlchemyError], bool],
+    waiting: str,
+    logger: Any = log,
+) -> None:
+    """Run `work` until it succeeds or `stop` is set; after a database error that `retry`
+    accepts, log `waiting` (to the caller's `logger`) and try again `every` seconds later.
+    Any other error is raised."""
+    while not stop.is_set():
+        try:
+            await work()
+            return
+        except (OSError, SQLAlchemyError) as exc:
+            if not retry(exc):
+                raise
+            logger.warning(waiting, error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)

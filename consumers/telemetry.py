@@ -23,7 +23,6 @@ from the telemetry that follows the committed offset, since every device reports
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -31,11 +30,10 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, utc_now
-from app.db import transaction
+from app.db import retry_until_done, transaction
 from app.detection.engine import DetectionEngine
 from app.detection.telemetry import Contact, Telemetry, Topology
 from app.errors import unavailable
@@ -191,17 +189,19 @@ class Detector:
         """Load the engine and publish what an earlier detector left; while the database
         cannot be reached (a detector restarted while PostgreSQL restarts), wait and retry.
         Any other failure stops start-up."""
-        while not stop.is_set():
-            try:
-                await self._load()
-                await self._publish_pending(producer)
-                return
-            except (OSError, SQLAlchemyError) as exc:
-                if unavailable(exc) is None:
-                    raise
-                log.warning("database unavailable at start-up; retrying", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), START_RETRY_SECONDS)
+
+        async def start() -> None:
+            await self._load()
+            await self._publish_pending(producer)
+
+        await retry_until_done(
+            start,
+            stop=stop,
+            every=START_RETRY_SECONDS,
+            retry=lambda exc: unavailable(exc) is not None,
+            waiting="database unavailable at start-up; retrying",
+            logger=log,
+        )
 
     async def _load(self) -> None:
         async with transaction(self.sessions) as session:

@@ -17,10 +17,9 @@ from typing import Any
 
 import structlog
 import uvicorn
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import create_engine, session_factory, transaction
+from app.db import create_engine, retry_until_done, session_factory, transaction
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.outages.events import OutageEvent
@@ -145,15 +144,19 @@ async def _seed_settings_tokens(runtime: Runtime, stop: asyncio.Event) -> None:
     Authentication does not wait for this (settings tokens are checked in memory), so an API
     that starts before its database or its migration serves, and reports not ready, meanwhile.
     """
-    while not stop.is_set():
-        try:
-            async with transaction(runtime.sessions) as session:
-                await seed_tokens(session=session, tokens=runtime.settings.api_tokens)
-            return
-        except (OSError, SQLAlchemyError) as exc:
-            log.warning("settings tokens not listed yet; retrying", error=type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SEED_RETRY_SECONDS)
+
+    async def seed() -> None:
+        async with transaction(runtime.sessions) as session:
+            await seed_tokens(session=session, tokens=runtime.settings.api_tokens)
+
+    await retry_until_done(
+        seed,
+        stop=stop,
+        every=SEED_RETRY_SECONDS,
+        retry=lambda _exc: True,  # a missing table too: the migration may not have run yet
+        waiting="settings tokens not listed yet; retrying",
+        logger=log,
+    )
 
 
 def component_coroutines(
