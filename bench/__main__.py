@@ -26,7 +26,11 @@ def main() -> None:
     parser.add_argument("--rates", default="2000,20000", help="latency: msgs/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="latency: seconds per rate")
     parser.add_argument("--customers", type=int, default=100_000, help="fan-out: customers")
-    parser.add_argument("--database-url", default=None, help="fan-out: default a temp SQLite")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="latency and fan-out: an empty, migrated database (default a temporary SQLite)",
+    )
     parser.add_argument("--peer-messages", type=int, default=1_000_000, help="peer: messages")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -41,7 +45,7 @@ def main() -> None:
         (args.out / "detector.json").write_text(json.dumps({**machine, **figures}, indent=2) + "\n")
     if args.only in (None, "latency"):
         rates = tuple(int(r) for r in args.rates.split(","))
-        rows = run_latency(rates, args.seconds, args.devices)
+        rows = run_latency(rates, args.seconds, args.devices, args.database_url)
         (args.out / "latency.json").write_text(
             json.dumps({**machine, "runs": rows}, indent=2) + "\n"
         )

@@ -89,12 +89,13 @@ async def stream(producer: AIOKafkaProducer, topic: str, run: Run, stop: asyncio
     await producer.flush()
 
 
-async def measure(rate: int, seconds: float, devices: int) -> Run:
+async def measure(rate: int, seconds: float, devices: int, database_url: str | None = None) -> Run:
+    """One run; `database_url` (an empty database) or a temporary SQLite file."""
     run = Run(rate=rate, seconds=seconds, devices=devices)
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             kafka_bootstrap_servers=broker.bootstrap_servers,
-            database_url=f"sqlite+aiosqlite:///{tmp}/latency.db",
+            database_url=database_url or f"sqlite+aiosqlite:///{tmp}/latency.db",
             topic_prefix="lat.",
             log_level="warning",
             kafka_session_timeout_ms=6000,
@@ -155,13 +156,17 @@ def summarise(run: Run) -> dict[str, float]:
     }
 
 
-def run_latency(rates: tuple[int, ...], seconds: float, devices: int) -> list[dict[str, float]]:
+def run_latency(
+    rates: tuple[int, ...], seconds: float, devices: int, database_url: str | None = None
+) -> list[dict[str, float]]:
     """Measure at each rate; print and return one row per rate."""
+    if database_url and len(rates) > 1:
+        raise SystemExit("with --database-url, one rate per run: each needs an empty database")
     rows = []
     for rate in rates:
         console.print(
             f"detection latency at {rate:,} msgs/s for {seconds:.0f} s ({devices:,} devices)"
         )
-        rows.append(summarise(asyncio.run(measure(rate, seconds, devices))))
+        rows.append(summarise(asyncio.run(measure(rate, seconds, devices, database_url))))
         console.print(rows[-1])
     return rows
