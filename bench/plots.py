@@ -42,7 +42,8 @@ def main() -> None:
     if detector := _load("detector"):
         _bars(
             "throughput",
-            f"Detector vs raw consume, same broker (ratio {detector['ratio']})",
+            f"Detector vs raw consume, same broker\n(median ratio of "
+            f"{len(detector.get('rounds', [None]))} rounds: {detector['ratio']})",
             ["raw aiokafka\nconsume+decode", "Forewarn\ndetector"],
             [detector["raw_msgs_per_s"], detector["detector_msgs_per_s"]],
             "messages/s",

@@ -232,7 +232,8 @@ class DetectionEngine:
     # -- input ---------------------------------------------------------------------------
 
     def feed(self, events: Iterable[Telemetry], now: float | None = None) -> list[Transition]:
-        """Apply a batch of events, then evaluate every scope they touched at the watermark."""
+        """Apply a batch of events, then evaluate at the watermark every scope they changed
+        (a reading that leaves its device as it was changes nothing) and every timed one."""
         dirty: set[tuple[int, str]] = set()
         watermark = self.watermark
         horizon = watermark - self.allowed_lateness
