@@ -37,6 +37,15 @@ def transition(state: OutageState, at: datetime, started: datetime = T0) -> Tran
     )
 
 
+def lifecycle() -> list[Transition]:
+    """Suspected and open 30 s after the condition began, resolved 5 min in."""
+    return [
+        transition(OutageState.SUSPECTED, T0 + timedelta(seconds=30)),
+        transition(OutageState.OPEN, T0 + timedelta(seconds=30)),
+        transition(OutageState.RESOLVED, T0 + timedelta(minutes=5)),
+    ]
+
+
 @pytest.fixture
 async def rule(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with transaction(sessions) as session:
@@ -100,11 +109,7 @@ async def test_a_full_lifecycle_is_stamped_and_leaves_one_outage(
 async def test_replaying_an_applied_batch_opens_nothing_twice_and_republishes(
     sessions: async_sessionmaker[AsyncSession], rule: None
 ) -> None:
-    batch = [
-        transition(OutageState.SUSPECTED, T0 + timedelta(seconds=30)),
-        transition(OutageState.OPEN, T0 + timedelta(seconds=30)),
-        transition(OutageState.RESOLVED, T0 + timedelta(minutes=5)),
-    ]
+    batch = lifecycle()
     await apply(sessions, *batch)
     replayed = await apply(sessions, *batch)
     assert replayed == [OutageState.SUSPECTED, OutageState.OPEN, OutageState.RESOLVED]
@@ -221,11 +226,7 @@ def ids_and_states(events: list[OutageEvent | None]) -> list[tuple[str, OutageSt
 async def test_a_whole_lifecycle_in_one_flush_is_stamped_and_replays_as_it_was(
     sessions: async_sessionmaker[AsyncSession], rule: None
 ) -> None:
-    batch = [
-        transition(OutageState.SUSPECTED, T0 + timedelta(seconds=30)),
-        transition(OutageState.OPEN, T0 + timedelta(seconds=30)),
-        transition(OutageState.RESOLVED, T0 + timedelta(minutes=5)),
-    ]
+    batch = lifecycle()
     first = ids_and_states(await apply_together(sessions, *batch))
     assert first == ids_and_states(await apply_together(sessions, *batch))
     async with sessions() as session:
