@@ -22,7 +22,7 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3, help="throughput: rounds (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="throughput: rounds (median)")
     parser.add_argument("--rates", default="2000,20000", help="latency: msgs/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="latency: seconds per rate")
     parser.add_argument("--customers", type=int, default=100_000, help="fan-out: customers")

@@ -292,5 +292,5 @@ async def run(messages: int, devices: int, rounds: int) -> dict[str, object]:
     return figures
 
 
-def run_throughput(messages: int, devices: int, rounds: int = 3) -> dict[str, object]:
+def run_throughput(messages: int, devices: int, rounds: int = 5) -> dict[str, object]:
     return asyncio.run(run(messages, devices, rounds))
