@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.db import retry_until_done
 from app.errors import unavailable
+
+
+async def retry_while_unreachable(work: Callable[[], Awaitable[None]]) -> None:
+    """As the detector waits at start-up: only while the database cannot be reached."""
+    await retry_until_done(
+        work,
+        stop=asyncio.Event(),
+        every=0.01,
+        retry=lambda exc: unavailable(exc) is not None,
+        waiting="waiting",
+    )
 
 
 def down() -> OperationalError:
@@ -23,13 +35,7 @@ async def test_work_that_meets_an_unreachable_database_is_tried_again_until_it_s
         if len(attempts) < 3:
             raise down()
 
-    await retry_until_done(
-        work,
-        stop=asyncio.Event(),
-        every=0.01,
-        retry=lambda exc: unavailable(exc) is not None,
-        waiting="waiting",
-    )
+    await retry_while_unreachable(work)
     assert attempts == [0, 1, 2]
 
 
@@ -41,13 +47,7 @@ async def test_an_error_the_caller_does_not_retry_is_raised_at_once() -> None:
         raise ProgrammingError("SELECT * FROM nowhere", {}, Exception("no such table"))
 
     with pytest.raises(ProgrammingError):
-        await retry_until_done(
-            work,
-            stop=asyncio.Event(),
-            every=0.01,
-            retry=lambda exc: unavailable(exc) is not None,
-            waiting="waiting",
-        )
+        await retry_while_unreachable(work)
     assert attempts == [1]
 
 
