@@ -78,7 +78,7 @@ class _Flush:
     clock: Clock
     deferred: bool
     locked: dict[str, Outage | None] = field(default_factory=dict)
-    inserted: dict[tuple[int, str, str], list[Outage]] = field(default_factory=dict)
+    inserted: dict[str, list[Outage]] = field(default_factory=dict)  # by scope key
 
     async def lock(self, keys: set[str]) -> None:
         """Lock the active outages of `keys` not locked yet, in one query."""
@@ -252,9 +252,10 @@ async def _already_applied(flush: _Flush, transition: Transition) -> Outage | No
         .order_by(Outage.started_at.desc())
         .limit(1)
     )
-    scope = (transition.rule_id, transition.scope_level, transition.scope_id)
     candidates = [stored] if stored is not None else []
-    candidates += [o for o in flush.inserted.get(scope, ()) if o.started_at <= transition.at]
+    candidates += [
+        o for o in flush.inserted.get(transition.scope_key, ()) if o.started_at <= transition.at
+    ]
     if not candidates:
         return None
     latest = max(candidates, key=lambda outage: outage.started_at)
@@ -292,8 +293,7 @@ async def _insert(flush: _Flush, transition: Transition) -> Outage:
         outage.suspected_at = transition.at
     if flush.deferred:
         session.add(outage)  # a conflict surfaces in the flush at the end
-        scope = (transition.rule_id, transition.scope_level, transition.scope_id)
-        flush.inserted.setdefault(scope, []).append(outage)
+        flush.inserted.setdefault(transition.scope_key, []).append(outage)
         if outage.is_parent:
             # The flush writes updates before inserts: a child already stored that attaches
             # to this parent must find it there.
