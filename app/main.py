@@ -11,11 +11,13 @@ from app.audit import routes as audit_routes
 from app.auth import TokenRegistry
 from app.customers import routes as customer_routes
 from app.customers.service import ContactSink
+from app.detection.backtest import RecordedTelemetry
 from app.errors import install_error_handlers
 from app.inventory import routes as inventory_routes
 from app.limits import BodySizeLimitMiddleware
 from app.maintenance import routes as maintenance_routes
 from app.metrics import HttpMetricsMiddleware, api_metrics, watch_pool
+from app.noc import routes as noc_routes
 from app.outages import routes as outage_routes
 from app.rules import routes as rule_routes
 from app.settings import Settings
@@ -31,10 +33,12 @@ def create_app(
     sessions: async_sessionmaker[AsyncSession],
     registry: CollectorRegistry = REGISTRY,
     contact_sink: ContactSink | None = None,
+    recorded_telemetry: RecordedTelemetry | None = None,
 ) -> FastAPI:
     """Return the API application for these settings and this database.
 
     `contact_sink` receives every customer lookup the API answers; None publishes nothing.
+    `recorded_telemetry` is where backtests over a time range read; None refuses them.
     """
     app = FastAPI(
         title="Forewarn",
@@ -46,6 +50,7 @@ def create_app(
     app.state.tokens = TokenRegistry(settings.api_tokens, lookup=stored_token_lookup(sessions))
     app.state.registry = registry
     app.state.contact_sink = contact_sink
+    app.state.recorded_telemetry = recorded_telemetry
     install_error_handlers(app)
     metrics = api_metrics(registry)
     watch_pool(metrics, sessions)
@@ -57,6 +62,7 @@ def create_app(
     app.include_router(inventory_routes.router)
     app.include_router(rule_routes.router)
     app.include_router(outage_routes.router)
+    app.include_router(noc_routes.router)
     app.include_router(maintenance_routes.router)
     app.include_router(customer_routes.router)
     app.include_router(webhook_routes.router)

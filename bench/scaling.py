@@ -17,10 +17,11 @@ import time
 
 import orjson
 
+from app.detection.decode import decode_telemetry_into
 from app.detection.engine import DetectionEngine
-from app.detection.telemetry import Telemetry, Topology
+from app.detection.telemetry import Telemetry
+from app.domain.topology import Topology
 from app.rules.schemas import RatioDownRule, to_spec
-from consumers.decode import decode_telemetry_into
 
 PER_NODE = 50
 BATCH = 5000

@@ -16,6 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, utc_now
 from app.db import transaction
+from app.detection.spec import Severity
+from app.noc.promises import (
+    maintenance_due,
+    outages_by_state,
+    outages_due_a_survey,
+    overdue_promises,
+    post_due_updates,
+)
 from app.notifications.planner import (
     PlanPolicy,
     plan_maintenance_notices,
@@ -25,14 +33,6 @@ from app.notifications.planner import (
 )
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
-from app.outages.promises import (
-    maintenance_due,
-    outages_by_state,
-    outages_due_a_survey,
-    overdue_promises,
-    post_due_updates,
-)
-from app.rules.schemas import Severity
 from app.settings import Settings
 from consumers.clients import make_consumer
 from consumers.metrics import ConsumerMetrics, consumer_metrics
@@ -59,10 +59,7 @@ class Planner:
         self.clock = clock
         self.metrics = metrics or consumer_metrics()
         self._topic = settings.topic("outage-events")
-        self.policy = PlanPolicy(
-            resolve_hold=timedelta(minutes=settings.resolve_hold_minutes),
-            max_notices=settings.max_notices_per_outage,
-        )
+        self.policy = PlanPolicy.from_settings(settings)
         self.keep_every = keep_every
 
     async def run(self, stop: asyncio.Event) -> None:

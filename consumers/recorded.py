@@ -8,42 +8,33 @@ raised. Reads with no consumer group, so it never moves anyone's offsets.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from app.detection.telemetry import Contact, Telemetry
+from app.detection.backtest import Recording
+from app.detection.exceptions import RecordingUnavailableError
 from app.settings import Settings
 from consumers.clients import bootstrap
-from consumers.decode import decode_contact, decode_telemetry_message
-from consumers.exceptions import BrokerUnavailableError, DecodeError
 
 
-@dataclass
-class Recording:
-    """Decoded telemetry and contacts of a time range, and what could not be decoded."""
+class KafkaRecordedTelemetry:
+    """`RecordedTelemetry` read back from the `telemetry` and `contacts` topics."""
 
-    events: list[Telemetry] = field(default_factory=list)
-    contacts: list[Contact] = field(default_factory=list)
-    invalid: int = 0
-    truncated: bool = False
+    def __init__(
+        self, settings: Settings, *, limit: int = 5_000_000, timeout_seconds: float = 120.0
+    ) -> None:
+        self.settings = settings
+        self.limit = limit
+        self.timeout_seconds = timeout_seconds
 
-
-async def read_range(
-    settings: Settings,
-    start: datetime,
-    end: datetime,
-    *,
-    limit: int = 5_000_000,
-    timeout_seconds: float = 120.0,
-) -> Recording:
-    """Return the telemetry and contacts whose record timestamps fall in [start, end)."""
-    try:
-        return await _read(settings, start, end, limit, timeout_seconds)
-    except KafkaError as exc:
-        raise BrokerUnavailableError(f"cannot read the telemetry topic: {exc}") from exc
+    async def read_range(self, start: datetime, end: datetime) -> Recording:
+        """Return the telemetry and contacts whose record timestamps fall in [start, end)."""
+        try:
+            return await _read(self.settings, start, end, self.limit, self.timeout_seconds)
+        except KafkaError as exc:
+            raise RecordingUnavailableError(f"cannot read the telemetry topic: {exc}") from exc
 
 
 async def _read(
@@ -91,13 +82,10 @@ async def _read(
                         break
                     if not start_ms <= record.timestamp < end_ms:
                         continue
-                    try:
-                        if partition.topic == contacts_topic:
-                            recording.contacts.append(decode_contact(record.value))
-                        else:
-                            recording.events.extend(decode_telemetry_message(record.value))
-                    except DecodeError:
-                        recording.invalid += 1
+                    if partition.topic == contacts_topic:
+                        recording.add_contact(record.value)
+                    else:
+                        recording.add_telemetry(record.value)
                     if len(recording.events) + len(recording.contacts) >= limit:
                         recording.truncated = True
                         return recording

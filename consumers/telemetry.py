@@ -34,8 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, utc_now
 from app.db import retry_until_done, transaction
+from app.detection.decode import decode_contact, decode_telemetry_batch
 from app.detection.engine import DetectionEngine
-from app.detection.telemetry import Contact, Telemetry, Topology
+from app.detection.exceptions import DecodeError
+from app.detection.telemetry import Telemetry
+from app.domain.contacts import Contact
+from app.domain.topology import Topology
 from app.errors import unavailable
 from app.inventory.topology import load_topology
 from app.maintenance.service import maintenance_windows
@@ -52,8 +56,6 @@ from app.rules.service import enabled_rule_specs
 from app.settings import Settings
 from consumers.clients import make_consumer, make_producer
 from consumers.collector import restore, tune_for_batches
-from consumers.decode import decode_contact, decode_telemetry_batch
-from consumers.exceptions import DecodeError
 from consumers.metrics import ConsumerMetrics, consumer_metrics
 
 log = structlog.get_logger("forewarn.detector")

@@ -102,13 +102,12 @@ def rules_backtest(
     from sqlalchemy import select
 
     from app.db import create_engine, session_factory
+    from app.detection.backtest import Recording
     from app.exceptions import ForewarnError, InvalidInputError
     from app.rules.apply import parse_rules_file
     from app.rules.backtest import BacktestOut, run_backtest
     from app.rules.models import Rule
-    from consumers.decode import decode_contact, decode_telemetry_message
-    from consumers.exceptions import DecodeError
-    from consumers.recorded import Recording, read_range
+    from consumers.recorded import KafkaRecordedTelemetry
     from forewarn.cli import console, load_settings
 
     if (events is None) == (start is None):
@@ -124,19 +123,13 @@ def rules_backtest(
 
     async def load() -> Recording:
         if start is not None and end is not None:
-            return await read_range(settings, aware(start), aware(end))
+            return await KafkaRecordedTelemetry(settings).read_range(aware(start), aware(end))
         recording = Recording()
         for line in await asyncio.to_thread(_read_ndjson, events) if events else []:
-            try:
-                recording.events.extend(decode_telemetry_message(line))
-            except DecodeError:
-                recording.invalid += 1
+            recording.add_telemetry(line)
         if contacts is not None:
             for line in await asyncio.to_thread(_read_ndjson, contacts):
-                try:
-                    recording.contacts.append(decode_contact(line))
-                except DecodeError:
-                    recording.invalid += 1
+                recording.add_contact(line)
         return recording
 
     async def main() -> BacktestOut:

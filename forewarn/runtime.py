@@ -29,6 +29,7 @@ from app.tokens.service import seed_tokens
 from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
 from consumers.contact_sink import KafkaContactSink
 from consumers.outage_events import Planner
+from consumers.recorded import KafkaRecordedTelemetry
 from consumers.telemetry import Detector
 from forewarn.probes import bind_metrics_port, create_probe_app, process_checks, serve_probes
 from notifiers import email_smtp, sms_http, webhook
@@ -109,10 +110,15 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
 
 
 async def _serve_api(runtime: Runtime, stop: asyncio.Event, hooks: Hooks) -> None:
-    contacts = (
-        KafkaContactSink(runtime.settings) if runtime.settings.kafka_bootstrap_servers else None
+    settings = runtime.settings
+    broker = settings.kafka_bootstrap_servers is not None
+    contacts = KafkaContactSink(settings) if broker else None
+    app = create_app(
+        settings=settings,
+        sessions=runtime.sessions,
+        contact_sink=contacts,
+        recorded_telemetry=KafkaRecordedTelemetry(settings) if broker else None,
     )
-    app = create_app(settings=runtime.settings, sessions=runtime.sessions, contact_sink=contacts)
     config = uvicorn.Config(
         app,
         host=runtime.settings.api_host,

@@ -24,9 +24,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel
 
+from app.detection.decode import decode_contact, decode_telemetry_message
+from app.detection.exceptions import DecodeError
 from app.exceptions import ForewarnError
-from consumers.decode import decode_contact, decode_telemetry_message
-from consumers.exceptions import DecodeError
 from forewarn.scenario import (
     FibreCut,
     FlappingDevice,

@@ -10,11 +10,51 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
+from app.detection.decode import decode_contact, decode_telemetry_message
 from app.detection.engine import DetectionEngine
-from app.detection.telemetry import Contact, Telemetry, Topology
+from app.detection.exceptions import DecodeError
+from app.detection.spec import RuleSpec
+from app.detection.telemetry import Telemetry
+from app.domain.contacts import Contact
+from app.domain.topology import Topology
 from app.outages.lifecycle import OutageState
-from app.rules.schemas import RuleSpec
+
+
+@dataclass
+class Recording:
+    """Decoded telemetry and contacts of a time range, and what could not be decoded."""
+
+    events: list[Telemetry] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)
+    invalid: int = 0
+    truncated: bool = False
+
+    def add_telemetry(self, raw: bytes | None) -> None:
+        """Decode one telemetry message into the recording; count it as invalid if it is not."""
+        try:
+            self.events.extend(decode_telemetry_message(raw))
+        except DecodeError:
+            self.invalid += 1
+
+    def add_contact(self, raw: bytes | None) -> None:
+        """Decode one contact message into the recording; count it as invalid if it is not."""
+        try:
+            self.contacts.append(decode_contact(raw))
+        except DecodeError:
+            self.invalid += 1
+
+
+class RecordedTelemetry(Protocol):
+    """Where recorded telemetry is read from (the Kafka topics, in `consumers/recorded.py`)."""
+
+    async def read_range(self, start: datetime, end: datetime) -> Recording:
+        """Return the telemetry and contacts recorded in [start, end).
+
+        Raise `RecordingUnavailableError` when the recording cannot be reached.
+        """
+        ...
 
 
 @dataclass(slots=True)

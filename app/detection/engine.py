@@ -19,15 +19,12 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from app.detection.signals import AbsenceSignal, Signal, Verdict, new_signal
-from app.detection.telemetry import (
-    PARENT_LEVEL,
-    Contact,
-    MaintenanceWindow,
-    Telemetry,
-    Topology,
-)
-from app.outages.lifecycle import OutageState, Transition
-from app.rules.schemas import RuleSpec, ScopeLevel
+from app.detection.spec import RuleSpec
+from app.detection.telemetry import Telemetry
+from app.domain.contacts import Contact
+from app.domain.maintenance import MaintenanceWindow
+from app.domain.topology import PARENT_LEVEL, ScopeLevel, Topology
+from app.outages.lifecycle import ActiveOutage, OutageState, Transition
 
 
 class Phase(Enum):
@@ -38,20 +35,6 @@ class Phase(Enum):
 
 
 ACTIVE_PHASES = (Phase.SUSPECTED, Phase.OPEN)
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveOutage:
-    """An outage already persisted and not closed, used to seed the engine after a restart."""
-
-    rule_id: int
-    scope_level: str
-    scope_id: str
-    state: OutageState
-    started_at: float
-    suspected_at: float | None
-    devices_at_open: int = 0
-    parent_scope_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -13,7 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from app.rules.schemas import Aggregate, RuleSpec
+from app.detection.spec import Aggregate, RuleSpec
+from app.outages.lifecycle import FIRST_CONTACT_DETAIL
 
 
 class Verdict(NamedTuple):
@@ -215,10 +216,6 @@ class AlarmSignal:
     @property
     def needs_timer(self) -> bool:
         return False
-
-
-# Epoch seconds of the first contact of a `contacts_spike` window, in its verdict's details.
-FIRST_CONTACT_DETAIL = "first_contact_ts"
 
 
 @dataclass(slots=True)

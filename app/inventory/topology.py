@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.detection.telemetry import Topology
+from app.domain.topology import Topology
 from app.inventory.models import Customer, Device, TopologyNode, customer_devices
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import Clock, utc_now
-from app.detection.telemetry import MaintenanceWindow
+from app.domain.maintenance import MaintenanceWindow
 from app.exceptions import InvalidInputError, NotFoundError
 from app.inventory.models import TopologyNode
 from app.maintenance.models import Maintenance

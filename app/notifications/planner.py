@@ -16,31 +16,34 @@ When a row may be sent is decided here too (`next_attempt_at`):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, distinct, func, select, update
+from sqlalchemy import and_, distinct, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.inventory.models import Customer, Device, TopologyNode, customer_devices
+from app.inventory.models import TopologyNode
 from app.maintenance.models import Maintenance
 from app.notifications.models import OutboxRow
 from app.notifications.quiet import quiet_until
+from app.notifications.recipients import (
+    Recipient,
+    affected_customers,
+    listed_channels,
+    told_customers,
+)
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
+from app.settings import Settings
 
 # The notice stage an outage state starts; states absent here notify nobody.
 STAGE_FOR_STATE: dict[OutageState, str] = {
     OutageState.OPEN: "detected",
     OutageState.RESOLVED: "resolved",
 }
-# A channel that depends on a service: during an outage of it, the customer's other listed
-# channel is used instead (e-mail read over the home broadband, SMS over our own cells).
-CHANNEL_NEEDS: dict[str, str] = {"email": "internet", "sms": "mobile"}
-HELD = ("pending",)
 
 CHUNK = 5000
 
@@ -50,16 +53,13 @@ class PlanPolicy:
     resolve_hold: timedelta = timedelta(minutes=10)
     max_notices: int = 8
 
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    customer_id: str
-    language: str
-    channels: tuple[str, ...]
-    timezone: str = "UTC"
-    quiet_hours: dict[str, str] | None = None
-    priority: bool = False
-    services: frozenset[str] = field(default_factory=frozenset)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlanPolicy:
+        """The policy the settings give (`FOREWARN_RESOLVE_HOLD_MINUTES`, `_MAX_NOTICES_...`)."""
+        return cls(
+            resolve_hold=timedelta(minutes=settings.resolve_hold_minutes),
+            max_notices=settings.max_notices_per_outage,
+        )
 
 
 def stage_of(event: OutageEvent) -> str | None:
@@ -67,104 +67,6 @@ def stage_of(event: OutageEvent) -> str | None:
     if event.update_sequence > 0 and event.state.customers_told:
         return "update"
     return STAGE_FOR_STATE.get(event.state)
-
-
-def nodes_under(scope_level: str, scope_id: str) -> Select[str]:
-    """Select the ids of the `node`-level places inside a scope."""
-    if scope_level == "node":
-        return select(TopologyNode.id).where(TopologyNode.id == scope_id)
-    if scope_level == "hub":
-        return select(TopologyNode.id).where(TopologyNode.parent_id == scope_id)
-    hubs = select(TopologyNode.id).where(TopologyNode.parent_id == scope_id)
-    return select(TopologyNode.id).where(TopologyNode.parent_id.in_(hubs))
-
-
-def usable_channels(
-    listed: Sequence[str], opted_out: Iterable[str], down: Iterable[str]
-) -> tuple[str, ...]:
-    """The listed channels minus opt-outs, and minus those the outage takes down when another
-    listed channel still works."""
-    channels = [c for c in listed if c not in set(opted_out)]
-    broken = set(down)
-    working = [c for c in channels if CHANNEL_NEEDS.get(c) not in broken]
-    return tuple(working or channels)
-
-
-async def affected_customers(
-    *, session: AsyncSession, scope_level: str, scope_id: str, services: Sequence[str]
-) -> list[Recipient]:
-    """Customers with a device in the scope that carries one of the outage's services.
-
-    An outage with no services listed affects every service of the devices in its scope.
-    """
-    query = select(
-        Customer.id,
-        Customer.language,
-        Customer.channels,
-        Customer.opt_outs,
-        Customer.timezone,
-        Customer.quiet_hours,
-        Customer.priority,
-        Device.services,
-    ).join(customer_devices, customer_devices.c.customer_id == Customer.id)
-    query = query.join(Device, Device.id == customer_devices.c.device_id)
-    if scope_level == "device":
-        query = query.where(Device.id == scope_id)
-    else:
-        query = query.where(Device.node_id.in_(nodes_under(scope_level, scope_id)))
-    wanted = frozenset(services)
-    found: dict[str, tuple[Any, ...]] = {}
-    hit: dict[str, set[str]] = {}
-    for row in await session.execute(query):
-        customer_id, device_services = row[0], frozenset(row[7] or ())
-        affected = device_services & wanted if wanted else device_services
-        if wanted and not affected:
-            continue
-        found.setdefault(customer_id, tuple(row))
-        hit.setdefault(customer_id, set()).update(affected)
-    recipients = []
-    for customer_id, (_, language, channels, opt_outs, zone, quiet, priority, _s) in found.items():
-        down = {CHANNEL_NEEDS[c] for c in CHANNEL_NEEDS if CHANNEL_NEEDS[c] in hit[customer_id]}
-        recipients.append(
-            Recipient(
-                customer_id=customer_id,
-                language=language,
-                channels=usable_channels(channels, opt_outs or (), down),
-                timezone=zone,
-                quiet_hours=quiet,
-                priority=bool(priority),
-                services=frozenset(hit[customer_id]),
-            )
-        )
-    return recipients
-
-
-async def told_customers(*, session: AsyncSession, outage_id: str) -> list[Recipient]:
-    """The customers a `detected` notice was planned for, with the channels they had then."""
-    rows = await session.execute(
-        select(
-            OutboxRow.customer_id,
-            OutboxRow.language,
-            OutboxRow.channel,
-            Customer.timezone,
-            Customer.quiet_hours,
-            Customer.priority,
-            Customer.opt_outs,
-        )
-        .join(Customer, Customer.id == OutboxRow.customer_id)
-        .where(OutboxRow.outage_id == outage_id, OutboxRow.stage == "detected")
-        .order_by(OutboxRow.id)
-    )
-    channels: dict[str, list[str]] = {}
-    facts: dict[str, tuple[Any, ...]] = {}
-    for customer_id, language, channel, zone, quiet, priority, opt_outs in rows:
-        if channel not in (opt_outs or ()):
-            channels.setdefault(customer_id, []).append(channel)
-        facts[customer_id] = (language, zone, quiet, bool(priority))
-    return [
-        Recipient(c, facts[c][0], tuple(channels.get(c, ())), facts[c][1], facts[c][2], facts[c][3])
-        for c in facts
-    ]
 
 
 def _send_at(recipient: Recipient, earliest: datetime, urgent: bool) -> datetime:
@@ -436,9 +338,6 @@ async def plan_survey(*, session: AsyncSession, outage_id: str, now: datetime) -
     return len(rows)
 
 
-MAINTENANCE_STAGES = ("maintenance_scheduled", "maintenance_started", "maintenance_completed")
-
-
 async def plan_maintenance_notices(
     *, session: AsyncSession, window: Maintenance, stage: str, now: datetime
 ) -> int:
@@ -459,7 +358,7 @@ async def plan_maintenance_notices(
     for r in recipients:
         channels = r.channels
         if stage != "maintenance_started":
-            channels = await _listed_channels(session, r.customer_id)
+            channels = await listed_channels(session, r.customer_id)
         rows.extend(
             {
                 "customer_id": r.customer_id,
@@ -485,12 +384,3 @@ async def plan_maintenance_notices(
         )
         await session.execute(statement, rows[start : start + CHUNK])
     return len(rows)
-
-
-async def _listed_channels(session: AsyncSession, customer_id: str) -> tuple[str, ...]:
-    row = (
-        await session.execute(
-            select(Customer.channels, Customer.opt_outs).where(Customer.id == customer_id)
-        )
-    ).one()
-    return usable_channels(row[0], row[1] or (), ())

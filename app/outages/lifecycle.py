@@ -93,6 +93,23 @@ class Transition:
         return scope_key(self.rule_id, PARENT_LEVEL_NAME[self.scope_level], self.parent_scope_id)
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveOutage:
+    """An outage already persisted and not closed, used to seed the engine after a restart."""
+
+    rule_id: int
+    scope_level: str
+    scope_id: str
+    state: OutageState
+    started_at: float
+    suspected_at: float | None
+    devices_at_open: int = 0
+    parent_scope_id: str | None = None
+
+
+# Epoch seconds of the first contact of a `contacts_spike` window, in a transition's details.
+FIRST_CONTACT_DETAIL = "first_contact_ts"
+
 PARENT_LEVEL_NAME = {"device": "node", "node": "hub", "hub": "region"}
 
 

@@ -43,18 +43,6 @@ class TimelineOut(BaseModel):
     message: dict[str, Any]
 
 
-class NoticeCount(BaseModel):
-    stage: str
-    channel: str
-    state: str
-    count: int
-
-
-class OutageDetail(OutageOut):
-    timeline: list[TimelineOut]
-    notices: list[NoticeCount]
-
-
 class OutagePage(BaseModel):
     items: list[OutageOut]
     next_cursor: str | None

@@ -22,13 +22,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import Clock, utc_now
-from app.detection.engine import ActiveOutage
-from app.detection.signals import FIRST_CONTACT_DETAIL
-from app.detection.telemetry import Contact, Topology
+from app.domain.contacts import Contact
+from app.domain.topology import Topology
 from app.outages.events import OutageEvent
-from app.outages.lifecycle import STAMP_COLUMN, OutageState, Transition, can_move
+from app.outages.lifecycle import (
+    FIRST_CONTACT_DETAIL,
+    STAMP_COLUMN,
+    ActiveOutage,
+    OutageState,
+    Transition,
+    can_move,
+)
 from app.outages.models import Outage, TimelineEntry
-from app.rules.models import Rule
 
 log = structlog.get_logger("forewarn.outages")
 
@@ -190,7 +195,7 @@ async def _apply(flush: _Flush, transition: Transition) -> OutageEvent | None:
             await flush.lock({key})
             if flush.locked[key] is not None:  # another detector opened it a moment ago
                 return await _apply(flush, transition)
-            if await session.get(Rule, transition.rule_id) is None:
+            if not await _rule_exists(session, transition.rule_id):
                 log.warning("transition of a deleted rule dropped", rule_id=transition.rule_id)
                 return None  # deleted after the engine loaded it: no outage can name it
             raise
@@ -214,6 +219,15 @@ async def _apply(flush: _Flush, transition: Transition) -> OutageEvent | None:
     event = outage_event(active, target, current, transition.at)
     session.add(_timeline(active.id, transition, target, event=event))
     return event
+
+
+async def _rule_exists(session: AsyncSession, rule_id: int) -> bool:
+    """Whether the rule an outage names is still stored: the table is the one `rule_id`
+    refers to, so the outages know the rules only by their foreign key."""
+    (reference,) = Outage.__table__.c.rule_id.foreign_keys
+    rule_key = reference.column
+    found = await session.scalar(select(rule_key).where(rule_key == rule_id))
+    return found is not None
 
 
 def _stamp_first_contact(outage: Outage, transition: Transition) -> None:

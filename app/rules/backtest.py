@@ -15,9 +15,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.detection.backtest import replay
-from app.detection.telemetry import Contact, Telemetry
+from app.detection.telemetry import Telemetry
+from app.domain.contacts import Contact
 from app.inventory.topology import load_topology
-from app.notifications.planner import affected_customers
+from app.notifications.recipients import affected_customers
 from app.rules.schemas import AnyRule, RuleDefinition, to_spec
 from app.rules.service import get_rule, parse_definition
 from app.settings import Settings

@@ -6,13 +6,17 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Entity, record
 from app.deps import Engineer, RowId, SessionDep, SettingsDep, Viewer
-from app.detection.telemetry import Contact, Telemetry
+from app.detection.backtest import RecordedTelemetry
+from app.detection.decode import decode_contact, decode_telemetry_message
+from app.detection.exceptions import DecodeError, RecordingUnavailableError
+from app.detection.telemetry import Telemetry
+from app.domain.contacts import Contact
 from app.exceptions import InvalidInputError
 from app.rules.backtest import BacktestIn, BacktestOut, run_backtest
 from app.rules.models import Rule, RuleVersion
@@ -27,9 +31,6 @@ from app.rules.service import (
     set_enabled,
     update_rule,
 )
-from consumers.decode import decode_contact, decode_telemetry_message
-from consumers.exceptions import BrokerUnavailableError, DecodeError
-from consumers.recorded import read_range
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
 
@@ -173,6 +174,7 @@ async def backtest_rule(
     session: SessionDep,
     settings: SettingsDep,
     _engineer: Engineer,
+    request: Request,
 ) -> BacktestOut:
     """Replay recorded telemetry through the rule (or a trial definition); store nothing.
 
@@ -181,13 +183,14 @@ async def backtest_rule(
     when, and how many customers it would have reached.
     """
     if body.start is not None and body.end is not None:
-        if settings.kafka_bootstrap_servers is None:
+        recorded: RecordedTelemetry | None = request.app.state.recorded_telemetry
+        if recorded is None:
             raise InvalidInputError(
                 [{"field": "from", "reason": "no broker is configured; send events instead"}]
             )
         try:
-            recording = await read_range(settings, body.start, body.end)
-        except BrokerUnavailableError as exc:
+            recording = await recorded.read_range(body.start, body.end)
+        except RecordingUnavailableError as exc:
             raise InvalidInputError([{"field": "from", "reason": str(exc)}]) from None
         events, contacts = recording.events, recording.contacts
         invalid, truncated = recording.invalid, recording.truncated

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -16,6 +14,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.detection.spec import Aggregate, Comparison, RuleSpec, Severity
+from app.domain.topology import ScopeLevel
 from app.durations import format_duration, parse_duration
 
 
@@ -36,19 +36,6 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
     Field(ge=timedelta(0)),
 ]
-
-
-class Severity(StrEnum):
-    MINOR = "minor"
-    MAJOR = "major"
-    CRITICAL = "critical"
-
-
-class ScopeLevel(StrEnum):
-    DEVICE = "device"
-    NODE = "node"
-    HUB = "hub"
-    REGION = "region"
 
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
@@ -125,38 +112,6 @@ class AlarmRule(RuleBase):
     for_: Duration = Field(default=timedelta(0), alias="for")
 
 
-class Aggregate(StrEnum):
-    COUNT = "count"
-    SUM = "sum"
-    AVG = "avg"
-    MIN = "min"
-    MAX = "max"
-    P50 = "p50"
-    P95 = "p95"
-    P99 = "p99"
-    RATE = "rate"
-
-
-class Comparison(StrEnum):
-    LT = "<"
-    LE = "<="
-    GT = ">"
-    GE = ">="
-
-    @property
-    def below(self) -> bool:
-        return self in (Comparison.LT, Comparison.LE)
-
-    def holds(self, left: float, right: float) -> bool:
-        if self is Comparison.LT:
-            return left < right
-        if self is Comparison.LE:
-            return left <= right
-        if self is Comparison.GT:
-            return left > right
-        return left >= right
-
-
 class ThresholdRule(RuleBase):
     """An aggregate of a metric over a sliding event-time window crosses a threshold."""
 
@@ -200,37 +155,6 @@ RuleDefinition = Annotated[AnyRule, Field(discriminator="kind")]
 def rule_definition_json(rule: AnyRule) -> dict[str, Any]:
     """Return the definition as stored and shown: JSON types, `for` under its own name."""
     return rule.model_dump(mode="json", by_alias=True, exclude={"enabled"})
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSpec:
-    """A stored rule version as the engine runs it: plain values, seconds as floats.
-
-    Fields a kind does not use keep their defaults.
-    """
-
-    id: int
-    version: int
-    name: str
-    kind: str
-    scope: ScopeLevel
-    severity: Severity
-    services: tuple[str, ...]
-    labels: tuple[tuple[str, str], ...]
-    confirm_after_seconds: float
-    for_seconds: float
-    metric: str = ""
-    threshold: float = 0.0
-    clear_threshold: float = 0.0
-    min_devices: int = 1
-    silent_after_seconds: float = 0.0
-    match: tuple[tuple[str, str], ...] = ()
-    clear_metric: str = ""
-    aggregate: Aggregate = Aggregate.AVG
-    op: Comparison = Comparison.GT
-    window_seconds: float = 0.0
-    min_samples: int = 1
-    factor: float = 0.0
 
 
 def to_spec(rule_id: int, version: int, rule: AnyRule) -> RuleSpec:

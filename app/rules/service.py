@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import Clock, utc_now
+from app.detection.spec import RuleSpec
 from app.exceptions import ConflictError, NotFoundError
-from app.outages.models import Outage
 from app.rules.models import Rule, RuleVersion
-from app.rules.schemas import AnyRule, RuleDefinition, RuleSpec, rule_definition_json, to_spec
+from app.rules.schemas import AnyRule, RuleDefinition, rule_definition_json, to_spec
 
 _definition: TypeAdapter[AnyRule] = TypeAdapter(RuleDefinition)
 
@@ -111,12 +111,13 @@ async def set_enabled(
 async def delete_rule(*, session: AsyncSession, rule_id: int) -> None:
     """Delete a rule that never opened an outage; one that did can only be disabled."""
     row = await get_rule(session=session, rule_id=rule_id)
-    if await session.scalar(select(exists().where(Outage.rule_id == rule_id))):
+    try:
+        async with session.begin_nested():
+            await session.delete(row)
+    except IntegrityError:  # the outages' foreign key restricts the delete
         raise ConflictError(
             f"rule {rule_id} has outages on record; disable it instead (PATCH enabled=false)"
-        )
-    await session.delete(row)
-    await session.flush()
+        ) from None
 
 
 async def list_rules(*, session: AsyncSession) -> list[Rule]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.main import create_app
 from app.settings import ApiToken, Role, Settings
+from consumers.recorded import KafkaRecordedTelemetry
 
 TOKENS = {
     Role.VIEWER: "viewer-token-0123456789",
@@ -36,7 +37,13 @@ def api_settings(database_url: str, **overrides: Any) -> Settings:
 
 def client_factory(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> ClientFactory:
     """Return `client(role)`: an httpx client on the app, authenticated with that role's token."""
-    app = create_app(settings=settings, sessions=sessions, registry=CollectorRegistry())
+    recorded = KafkaRecordedTelemetry(settings) if settings.kafka_bootstrap_servers else None
+    app = create_app(
+        settings=settings,
+        sessions=sessions,
+        registry=CollectorRegistry(),
+        recorded_telemetry=recorded,
+    )
 
     @asynccontextmanager
     async def client(role: Role | None = Role.ADMIN) -> AsyncIterator[httpx.AsyncClient]:

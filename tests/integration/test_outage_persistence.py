@@ -162,7 +162,8 @@ async def test_next_update_is_promised_when_customers_are_told(
 async def test_the_first_customer_contact_is_stamped_once_and_gives_the_lead_time(
     sessions: async_sessionmaker[AsyncSession], rule: None
 ) -> None:
-    from app.detection.telemetry import Contact, Topology
+    from app.domain.contacts import Contact
+    from app.domain.topology import Topology
     from app.outages.service import record_first_contacts
 
     await apply(sessions, transition(OutageState.OPEN, T0))

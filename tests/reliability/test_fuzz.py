@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from app.detection.telemetry import Contact, Telemetry
-from consumers.decode import (
+from app.detection.decode import (
     CONTACT_CHANNELS,
     MAX_TS,
     MIN_TS,
@@ -25,7 +24,9 @@ from consumers.decode import (
     decode_telemetry_into,
     decode_telemetry_message,
 )
-from consumers.exceptions import DecodeError
+from app.detection.exceptions import DecodeError
+from app.detection.telemetry import Telemetry
+from app.domain.contacts import Contact
 from tests.reliability.corpus import FAST_PATH_POISON, Poison
 from tests.reliability.figures import record, scale
 

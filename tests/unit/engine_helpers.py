@@ -6,9 +6,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from app.detection.telemetry import Telemetry, Topology
+from app.detection.spec import RuleSpec
+from app.detection.telemetry import Telemetry
+from app.domain.topology import Topology
 from app.outages.lifecycle import OutageState, Transition
-from app.rules.schemas import RuleDefinition, RuleSpec, to_spec
+from app.rules.schemas import RuleDefinition, to_spec
 
 T0 = 1_700_000_000.0
 _RULES: TypeAdapter[Any] = TypeAdapter(RuleDefinition)

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.detection.telemetry import Telemetry
-from consumers.decode import (
+from app.detection.decode import (
     MAX_MESSAGE_BYTES,
     MAX_TS,
     MIN_TS,
@@ -19,7 +18,8 @@ from consumers.decode import (
     decode_telemetry_into,
     decode_telemetry_message,
 )
-from consumers.exceptions import DecodeError
+from app.detection.exceptions import DecodeError
+from app.detection.telemetry import Telemetry
 
 GOOD = {"ts": 1_763_800_000_000, "device_id": "cpe-0001", "metric": "cpe.online", "value": 1}
 
@@ -250,7 +250,7 @@ def test_a_lone_surrogate_escape_stays_refused_when_orjson_hands_over() -> None:
 
 
 def test_a_batch_decodes_in_order_and_names_each_failure_by_its_position() -> None:
-    from consumers.decode import decode_telemetry_batch
+    from app.detection.decode import decode_telemetry_batch
 
     values = [encode(device_id="a"), b"{not json", None, encode(device_id="b"), encode(ts="x")]
     out: list[Telemetry] = []

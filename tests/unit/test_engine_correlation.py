@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.detection.engine import ActiveOutage, DetectionEngine
-from app.outages.lifecycle import OutageState
+from app.detection.engine import DetectionEngine
+from app.outages.lifecycle import ActiveOutage, OutageState
 from tests.unit.engine_helpers import T0, make_spec, moves, network, node_readings
 
 OPEN, RESOLVED, SUSPECTED = OutageState.OPEN, OutageState.RESOLVED, OutageState.SUSPECTED

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from app.detection.engine import DetectionEngine
-from app.detection.telemetry import Contact, MaintenanceWindow, Telemetry
+from app.detection.telemetry import Telemetry
+from app.domain.contacts import Contact
+from app.domain.maintenance import MaintenanceWindow
 from app.outages.lifecycle import OutageState
 from tests.unit.engine_helpers import T0, make_spec, moves, network, node_readings
 
@@ -157,7 +159,7 @@ def test_threshold_clears_only_above_the_clear_threshold() -> None:
 
 def test_threshold_percentiles_and_rates_are_computed_over_the_window() -> None:
     from app.detection.signals import aggregate
-    from app.rules.schemas import Aggregate
+    from app.detection.spec import Aggregate
 
     values = [float(v) for v in range(1, 101)]
     assert aggregate(Aggregate.P50, values, 60) == 50.0

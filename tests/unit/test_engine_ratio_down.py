@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.detection.engine import ActiveOutage, DetectionEngine
-from app.detection.telemetry import MaintenanceWindow, Telemetry, Topology
-from app.outages.lifecycle import OutageState
-from app.rules.schemas import RatioDownRule, RuleSpec, to_spec
+from app.detection.engine import DetectionEngine
+from app.detection.spec import RuleSpec
+from app.detection.telemetry import Telemetry
+from app.domain.maintenance import MaintenanceWindow
+from app.domain.topology import Topology
+from app.outages.lifecycle import ActiveOutage, OutageState
+from app.rules.schemas import RatioDownRule, to_spec
 
 T0 = 1_700_000_000.0
 

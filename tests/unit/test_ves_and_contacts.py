@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.decode import decode_contact, decode_telemetry_message
-from consumers.exceptions import DecodeError
+from app.detection.decode import decode_contact, decode_telemetry_message
+from app.detection.exceptions import DecodeError
 
 MICROS = 1_795_330_800_000_000  # 2026-11-22T07:00:00Z
 

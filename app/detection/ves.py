@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from app.detection.exceptions import DecodeError
 from app.detection.telemetry import Telemetry
-from consumers.exceptions import DecodeError
 
 DOMAINS = ("fault", "heartbeat", "measurement")
 

@@ -15,9 +15,10 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from app.detection.telemetry import Contact, Telemetry
-from consumers.exceptions import DecodeError
-from consumers.ves import is_ves, ves_events
+from app.detection.exceptions import DecodeError
+from app.detection.telemetry import Telemetry
+from app.detection.ves import is_ves, ves_events
+from app.domain.contacts import Contact
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 # Event times outside 2000-01-01 .. 2100-01-01 are a broken clock or a wrong unit, not data.

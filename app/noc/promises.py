@@ -12,10 +12,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.maintenance.models import Maintenance
+from app.noc.service import post_update
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
-from app.outages.noc import post_update
 
 TOLD = [OutageState.OPEN.value, OutageState.IDENTIFIED.value, OutageState.MONITORING.value]
 

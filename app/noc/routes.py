@@ -1,0 +1,120 @@
+"""`/v1/outages/{id}`: one outage as the NOC sees it, and what the NOC does to it
+(acknowledge, update its customers, resolve)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import Entity, record
+from app.clock import utc_now
+from app.deps import Engineer, SessionDep, SettingsDep, Viewer
+from app.noc.queries import outage_detail
+from app.noc.schemas import NocResult, OutageDetail, ResolveIn, UpdateIn
+from app.noc.service import acknowledge, post_update, resolve
+from app.notifications.planner import PlanPolicy, plan_notices
+from app.outages.lifecycle import OutageState
+from app.outages.models import Outage
+from app.outages.queries import to_out
+from app.outages.schemas import OutageOut
+from app.outages.update_texts import TEMPLATE_STATE
+
+router = APIRouter(prefix="/v1/outages", tags=["outages"])
+
+
+@router.get("/{outage_id}")
+async def get_outage(
+    outage_id: str, session: SessionDep, settings: SettingsDep, _viewer: Viewer
+) -> OutageDetail:
+    """One outage with its timeline and its notices by stage, channel and state."""
+    return await outage_detail(
+        session=session, outage_id=outage_id, base_url=settings.public_base_url
+    )
+
+
+def _audit_view(outage: Outage) -> dict[str, Any]:
+    """What the audit log keeps of an outage: its state, cause and ETA."""
+    eta = outage.eta.isoformat() if outage.eta is not None else None
+    return {"state": outage.state, "cause": outage.cause, "eta": eta}
+
+
+async def _view_before(session: AsyncSession, outage_id: str) -> dict[str, Any] | None:
+    """The outage's audit view before a change, read under the lock the change takes."""
+    outage = await session.get(Outage, outage_id, with_for_update=True)
+    return _audit_view(outage) if outage is not None else None
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    outage: Outage,
+    before: dict[str, Any] | None,
+) -> None:
+    await record(
+        session=session,
+        actor=actor,
+        action=action,
+        entity=Entity.OUTAGE,
+        entity_id=outage.id,
+        before=before,
+        after=_audit_view(outage),
+    )
+
+
+@router.post("/{outage_id}/acknowledge")
+async def acknowledge_outage(
+    outage_id: str, session: SessionDep, settings: SettingsDep, engineer: Engineer
+) -> OutageOut:
+    """Take the outage on (recorded on its timeline; customers are not told)."""
+    before = await _view_before(session, outage_id)
+    outage = await acknowledge(session=session, outage_id=outage_id, actor=engineer.name)
+    await _audit(session, engineer.name, "acknowledge", outage, before)
+    return to_out(outage, settings.public_base_url)
+
+
+@router.post("/{outage_id}/updates", status_code=201)
+async def post_outage_update(
+    outage_id: str, body: UpdateIn, session: SessionDep, settings: SettingsDep, engineer: Engineer
+) -> NocResult:
+    """Tell the affected customers something new; each is promised the next update."""
+    state = OutageState(body.state) if body.state else None
+    if state is None and body.template is not None:
+        state = TEMPLATE_STATE.get(body.template)
+    before = await _view_before(session, outage_id)
+    outage, event = await post_update(
+        session=session,
+        outage_id=outage_id,
+        actor=engineer.name,
+        next_update_interval=settings.next_update_interval,
+        messages={language.value: text for language, text in body.messages.items()},
+        template=body.template.value if body.template else None,
+        cause=body.cause,
+        eta=body.eta,
+        state=state,
+    )
+    await _audit(session, engineer.name, "update", outage, before)
+    planned = await plan_notices(
+        session=session, event=event, now=utc_now(), policy=PlanPolicy.from_settings(settings)
+    )
+    return NocResult(outage=to_out(outage, settings.public_base_url), notices_planned=planned)
+
+
+@router.post("/{outage_id}/resolve")
+async def resolve_outage(
+    outage_id: str, body: ResolveIn, session: SessionDep, settings: SettingsDep, engineer: Engineer
+) -> NocResult:
+    """Resolve the outage (and those attached to it); its customers hear it is fixed."""
+    before = await _view_before(session, outage_id)
+    outage, events = await resolve(
+        session=session, outage_id=outage_id, actor=engineer.name, message=body.message
+    )
+    await _audit(session, engineer.name, "resolve", outage, before)
+    planned = 0
+    for event in events:
+        planned += await plan_notices(
+            session=session, event=event, now=utc_now(), policy=PlanPolicy.from_settings(settings)
+        )
+    return NocResult(outage=to_out(outage, settings.public_base_url), notices_planned=planned)
