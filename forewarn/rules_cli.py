@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.rules.apply import ApplyAction, ApplyReport
+from forewarn.cli_common import cli_actor, console, load_settings
 
 rules_app = typer.Typer(help="Detection rules.", no_args_is_help=True)
 
@@ -44,7 +45,6 @@ def rules_apply(
     from app.db import create_engine, session_factory
     from app.exceptions import InvalidInputError
     from app.rules.apply import apply_rules, parse_rules_file
-    from forewarn.cli import cli_actor, console, load_settings
 
     settings = load_settings()
 
@@ -109,7 +109,6 @@ def rules_backtest(
     from consumers.decode import decode_contact, decode_telemetry_message
     from consumers.exceptions import DecodeError
     from consumers.recorded import Recording, read_range
-    from forewarn.cli import console, load_settings
 
     if (events is None) == (start is None):
         console.print("[red]give either --events FILE or --from/--to[/]")
