@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Entity, record
 from app.clock import utc_now
 from app.deps import Engineer, SessionDep, SettingsDep, Viewer
-from app.inventory.schemas import Language
 from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
 from app.outages.noc import acknowledge, post_update, resolve
 from app.outages.queries import list_outages, outage_detail, to_out
-from app.outages.schemas import OutageDetail, OutageOut, OutagePage
-from app.outages.update_texts import TEMPLATE_STATE, UpdateTemplate
+from app.outages.schemas import NocResult, OutageDetail, OutageOut, OutagePage, ResolveIn, UpdateIn
+from app.outages.update_texts import TEMPLATE_STATE
 from app.settings import Settings
 
 router = APIRouter(prefix="/v1/outages", tags=["outages"])
@@ -58,39 +56,6 @@ async def get_outage(
     return await outage_detail(
         session=session, outage_id=outage_id, base_url=settings.public_base_url
     )
-
-
-class UpdateIn(BaseModel):
-    """An update for the customers of an outage: words per language or a ready-made text."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    messages: dict[Language, Annotated[str, Field(min_length=1, max_length=240)]] = Field(
-        default_factory=dict, description="Per language; languages left out get the English."
-    )
-    template: UpdateTemplate | None = None
-    cause: str | None = Field(default=None, max_length=240)
-    eta: AwareDatetime | None = None
-    state: Literal["identified", "monitoring"] | None = None
-
-    @model_validator(mode="after")
-    def _says_something(self) -> UpdateIn:
-        if self.messages and self.template is not None:
-            raise ValueError("give messages or a template, not both")
-        if self.messages and Language.EN not in self.messages:
-            raise ValueError("messages need an English text (the fallback for other languages)")
-        return self
-
-
-class ResolveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    message: str | None = Field(default=None, max_length=1000, description="For the timeline.")
-
-
-class NocResult(BaseModel):
-    outage: OutageOut
-    notices_planned: int
 
 
 def _policy(settings: Settings) -> PlanPolicy:
