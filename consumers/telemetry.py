@@ -123,7 +123,6 @@ class Detector:
         self.refresh_seconds = refresh_seconds
         self.engine = DetectionEngine([], Topology())
         self._unpersisted: list[Transition] = []
-        self._telemetry_topic = settings.topic("telemetry")
         self._contacts_topic = settings.topic("contacts")
         self._contacts: list[Contact] = []
         self._reconcile_needed = False
