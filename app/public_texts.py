@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from babel import Locale, UnknownLocaleError
 
-LANGUAGES = ("en", "de", "es", "vi", "hi")
-
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Service disruption",

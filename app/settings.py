@@ -132,10 +132,6 @@ class Settings(BaseSettings):
         le=86_400,
         description="A claim older than this is taken to be a dead notifier's and reconciled.",
     )
-    failpoint: Literal["", "detector_after_persist"] = Field(
-        default="",
-        description="Reliability tests only: die (exit 137) at this point, as a kill -9 would.",
-    )
     allowed_lateness_seconds: float = Field(default=120.0, ge=0, le=86_400)
     correlate_min_children: int = Field(default=2, ge=0, le=1000)
 

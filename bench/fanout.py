@@ -25,6 +25,7 @@ from app.db import create_engine, session_factory, transaction
 from app.inventory.schemas import InventoryIn
 from app.inventory.service import replace_inventory
 from app.migrate import upgrade_to_head
+from app.net import free_port
 from app.notifications.models import OutboxRow
 from app.notifications.planner import plan_notices
 from app.outages.lifecycle import OutageState, Transition
@@ -32,7 +33,6 @@ from app.outages.service import apply_transition
 from app.rules.schemas import RatioDownRule
 from app.rules.service import create_rule
 from app.settings import Settings
-from consumers.broker import free_port
 from notifiers import sms_http
 from notifiers.dispatcher import Dispatcher
 from notifiers.render import Renderer

@@ -14,16 +14,10 @@ from types import TracebackType
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from app.net import free_port
 from consumers.exceptions import BrokerUnavailableError
 
 TOPICS = ("telemetry", "contacts", "outage-events", "telemetry.dlq")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on `host` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class EmbeddedBroker:

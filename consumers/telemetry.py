@@ -23,7 +23,6 @@ from the telemetry that follows the committed offset, since every device reports
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -64,6 +63,8 @@ GROUP_ID = "forewarn-detector"
 # How long a detector that cannot reach its database at start-up waits before it tries again.
 START_RETRY_SECONDS = 1.0
 OnEvent = Callable[[OutageEvent], Awaitable[None] | None]
+# Called after a commit that applied transitions and before their publish (tests die here).
+AfterPersist = Callable[[], Awaitable[None] | None]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -112,6 +113,7 @@ class Detector:
         clock: Clock = utc_now,
         metrics: ConsumerMetrics | None = None,
         on_event: OnEvent | None = None,
+        after_persist: AfterPersist | None = None,
         refresh_seconds: float = 5.0,
     ) -> None:
         self.settings = settings
@@ -119,10 +121,10 @@ class Detector:
         self.clock = clock
         self.metrics = metrics or consumer_metrics()
         self.on_event = on_event
+        self.after_persist = after_persist
         self.refresh_seconds = refresh_seconds
         self.engine = DetectionEngine([], Topology())
         self._unpersisted: list[Transition] = []
-        self._telemetry_topic = settings.topic("telemetry")
         self._contacts_topic = settings.topic("contacts")
         self._contacts: list[Contact] = []
         self._reconcile_needed = False
@@ -400,9 +402,10 @@ class Detector:
                 clock=self.clock,
             )
             applied = any(event is not None for event in events)
-        if applied and self.settings.failpoint == "detector_after_persist":
-            # Die between the database commit and the publish, as a kill -9 could.
-            os._exit(137)
+        if applied and self.after_persist is not None:
+            result = self.after_persist()
+            if result is not None:
+                await result
         await self._publish_pending(producer)
         now = self.clock()
         for transition in self._unpersisted:

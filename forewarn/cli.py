@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import sys
 from collections.abc import Collection
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from app.logs import configure_logging
-from app.settings import Settings
+from forewarn.cli_common import cli_actor, console, load_settings
 from forewarn.rules_cli import rules_app
 from forewarn.simulate_cli import simulate
 from forewarn.tokens_cli import token_app
@@ -29,29 +26,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(rules_app, name="rules")
 app.add_typer(token_app, name="token")
-
-console = Console(stderr=True)
-
-
-def cli_actor() -> str:
-    """Who the audit log names for a change made from this command line: `cli:<user>`."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment; stop with the bad variable's name on error."""
-    try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        for error in exc.errors():
-            name = "FOREWARN_" + "_".join(str(p) for p in error["loc"][:1]).upper()
-            console.print(f"[bold red]configuration error[/]: {name}: {error['msg']}")
-        raise typer.Exit(code=2) from None
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
-    return settings
 
 
 def _run_components(names: Collection[str], *, embedded_broker: bool) -> None:

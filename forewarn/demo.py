@@ -35,13 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clock import as_utc, utc_now
 from app.durations import parse_duration
 from app.logs import mask_email, mask_phone
+from app.net import free_port
 from app.notifications.models import OutboxRow
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
 from app.rules.schemas import ContactsSpikeRule, RatioDownRule
 from app.settings import ApiToken, Role, Settings
-from consumers.broker import free_port
 from consumers.clients import make_producer
 from forewarn.runtime import (
     COMPONENTS,

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.rules.apply import ApplyAction, ApplyReport
+from forewarn.cli_common import cli_actor, console, load_settings
 
 rules_app = typer.Typer(help="Detection rules.", no_args_is_help=True)
 
@@ -44,7 +45,6 @@ def rules_apply(
     from app.db import create_engine, session_factory
     from app.exceptions import InvalidInputError
     from app.rules.apply import apply_rules, parse_rules_file
-    from forewarn.cli import cli_actor, console, load_settings
 
     settings = load_settings()
 
@@ -108,7 +108,6 @@ def rules_backtest(
     from app.rules.backtest import BacktestOut, run_backtest
     from app.rules.models import Rule
     from consumers.recorded import KafkaRecordedTelemetry
-    from forewarn.cli import console, load_settings
 
     if (events is None) == (start is None):
         console.print("[red]give either --events FILE or --from/--to[/]")

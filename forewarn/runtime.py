@@ -30,7 +30,7 @@ from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
 from consumers.contact_sink import KafkaContactSink
 from consumers.outage_events import Planner
 from consumers.recorded import KafkaRecordedTelemetry
-from consumers.telemetry import Detector
+from consumers.telemetry import AfterPersist, Detector
 from forewarn.probes import bind_metrics_port, create_probe_app, process_checks, serve_probes
 from notifiers import email_smtp, sms_http, webhook
 from notifiers.channel import Channel
@@ -46,11 +46,13 @@ OnSent = Callable[..., Any]
 
 @dataclass
 class Hooks:
-    """Callbacks the console (CLI or demo) uses to show what happens."""
+    """Callbacks the console (CLI or demo) uses to show what happens; tests add their own."""
 
     on_event: Callable[[OutageEvent], Any] | None = None
     on_sent: OnSent | None = None
     on_api_ready: Callable[[str], Any] | None = None
+    # The detector calls this between its database commit and its publish.
+    after_persist: AfterPersist | None = None
 
 
 @dataclass
@@ -183,7 +185,12 @@ def component_coroutines(
     if "api" in names:
         coroutines.append(_serve_api(runtime, stop, hooks))
     if "detector" in names:
-        detector = Detector(settings=settings, sessions=sessions, on_event=hooks.on_event)
+        detector = Detector(
+            settings=settings,
+            sessions=sessions,
+            on_event=hooks.on_event,
+            after_persist=hooks.after_persist,
+        )
         runtime.detectors.append(detector)
         coroutines.append(detector.run(stop))
     if "planner" in names:

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from app.rules.schemas import ContactsSpikeRule
 from app.settings import Role, Settings
+from forewarn.cli_common import console, load_settings
 from forewarn.scenario import bundled_scenarios, load_scenario, scenario_path
 from forewarn.simulator import (
     FaultReport,
@@ -242,7 +243,6 @@ def simulate(
 ) -> None:
     """Play a scenario into a running Forewarn (`forewarn all`) and grade what it detected."""
     from consumers.clients import make_producer
-    from forewarn.cli import console, load_settings
     from forewarn.runtime import install_stop_signals
 
     settings = load_settings(log_level="warning")

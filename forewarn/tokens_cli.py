@@ -14,6 +14,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import Role, Settings
+from forewarn.cli_common import cli_actor, console, load_settings
 
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
@@ -24,7 +25,6 @@ def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable
     """Run `work` in one transaction on the configured database; stop on a refused change."""
     from app.db import create_engine, session_factory, transaction
     from app.exceptions import ConflictError, InvalidInputError, NotFoundError
-    from forewarn.cli import console
 
     async def main() -> T:
         engine = create_engine(settings.database_url)
@@ -48,7 +48,6 @@ def token_create(
 ) -> None:
     """Create a token and print it, once: Forewarn keeps only its SHA-256 digest."""
     from app.tokens.service import create_token
-    from forewarn.cli import cli_actor, console, load_settings
 
     settings = load_settings()
     token = _in_transaction(
@@ -69,7 +68,6 @@ def token_list() -> None:
     """List every token: name, role, origin, creation, last use, revocation. Never the token."""
     from app.tokens.schemas import TokenOut
     from app.tokens.service import list_tokens, to_out
-    from forewarn.cli import load_settings
 
     settings = load_settings()
 
@@ -95,7 +93,6 @@ def token_list() -> None:
 def token_revoke(name: str = typer.Argument(..., help="The token's name.")) -> None:
     """Revoke a stored token; API processes stop accepting it within 30 seconds."""
     from app.tokens.service import revoke_token
-    from forewarn.cli import cli_actor, console, load_settings
 
     settings = load_settings()
 

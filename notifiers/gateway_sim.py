@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.net import free_port
 from app.serving import QuietServer
-from consumers.broker import free_port
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _START_TIMEOUT_S = 10.0

@@ -17,6 +17,7 @@ import orjson
 from app.settings import Settings
 from notifiers.channel import Delivery, Notice
 from notifiers.exceptions import PermanentDeliveryError, TemporaryDeliveryError
+from notifiers.http_retry import retry_after_seconds
 
 _INVALID_TO_CODE = 21211
 
@@ -95,7 +96,7 @@ def _raise_for_status(status: int, body: bytes, retry_after: str | None) -> None
     if status < 400:
         return
     if status == 429:
-        raise TemporaryDeliveryError("http_429", retry_after=_retry_after(retry_after))
+        raise TemporaryDeliveryError("http_429", retry_after=retry_after_seconds(retry_after))
     if status >= 500:
         raise TemporaryDeliveryError(f"http_{status}")
     if status in (401, 403):
@@ -103,17 +104,6 @@ def _raise_for_status(status: int, body: bytes, retry_after: str | None) -> None
     if status == 400 and _error_code(body) == _INVALID_TO_CODE:
         raise PermanentDeliveryError("invalid_number", f"code {_INVALID_TO_CODE}")
     raise PermanentDeliveryError(f"http_{status}")
-
-
-def _retry_after(raw: str | None) -> float | None:
-    """Parse a Retry-After header given in seconds; ignore anything else."""
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        return None
-    return max(seconds, 0.0) if seconds == seconds and seconds != float("inf") else None
 
 
 def _error_code(body: bytes) -> int | None:

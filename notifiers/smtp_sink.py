@@ -11,7 +11,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from consumers.broker import free_port
+from app.net import free_port
 
 
 class _Handler:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import time
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ import orjson
 from app.settings import Settings
 from notifiers.channel import Delivery, Notice
 from notifiers.exceptions import PermanentDeliveryError, TemporaryDeliveryError
+from notifiers.http_retry import retry_after_seconds
 
 SIGNATURE_SCHEME = "sha256"
 DEFAULT_TOLERANCE_S = 300
@@ -131,24 +131,13 @@ def _raise_for_status(response: httpx.Response) -> None:
         return
     if status == 429:
         raise TemporaryDeliveryError(
-            "http_429", retry_after=_retry_after(response.headers.get("Retry-After"))
+            "http_429", retry_after=retry_after_seconds(response.headers.get("Retry-After"))
         )
     if status >= 500:
         raise TemporaryDeliveryError(f"http_{status}")
     if status == 410:
         raise PermanentDeliveryError("endpoint_gone", "http_410")
     raise PermanentDeliveryError(f"http_{status}")
-
-
-def _retry_after(raw: str | None) -> float | None:
-    """Parse a Retry-After header given in seconds; ignore anything else."""
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        return None
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def from_settings(settings: Settings) -> WebhookChannel:

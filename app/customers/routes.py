@@ -14,12 +14,8 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from pydantic import AfterValidator
 
 from app.clock import utc_now
-from app.customers.service import (
-    ContactSink,
-    CustomerOutages,
-    customer_id_by_phone,
-    customer_outages,
-)
+from app.customers.schemas import CustomerOutages
+from app.customers.service import ContactSink, customer_id_by_phone, customer_outages
 from app.deps import SessionDep, SettingsDep, Viewer
 from app.inventory.schemas import normalise_phone
 

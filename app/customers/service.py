@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.customers.schemas import CustomerOutage, CustomerOutages
 from app.exceptions import NotFoundError
 from app.inventory.models import Customer, Device, TopologyNode, customer_devices
 from app.outages.lifecycle import OutageState
@@ -30,24 +30,6 @@ class ContactSink(Protocol):
 
     async def record(self, customer_id: str, at: datetime) -> None:
         """Record that the customer got in touch at `at`."""
-
-
-class CustomerOutage(BaseModel):
-    id: str
-    state: str
-    services: list[str]
-    started_at: datetime
-    opened_at: datetime | None
-    eta: datetime | None
-    next_update_due: datetime | None
-    cause: str | None
-    status_url: str
-
-
-class CustomerOutages(BaseModel):
-    customer_id: str
-    affected: bool
-    outages: list[CustomerOutage]
 
 
 async def customer_id_by_phone(*, session: AsyncSession, phone: str) -> str:

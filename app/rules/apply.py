@@ -16,12 +16,18 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.service import Entity, record
 from app.clock import Clock, utc_now
 from app.errors import field_path
 from app.exceptions import InvalidInputError
 from app.rules.schemas import AnyRule, RuleDefinition, rule_definition_json
-from app.rules.service import create_rule, list_rules, rule_snapshot, set_enabled, update_rule
+from app.rules.service import (
+    audit_rule_change,
+    create_rule,
+    list_rules,
+    rule_snapshot,
+    set_enabled,
+    update_rule,
+)
 
 _definition: TypeAdapter[AnyRule] = TypeAdapter(RuleDefinition)
 
@@ -156,26 +162,6 @@ def parse_rules_file(raw: bytes, suffix: str) -> list[AnyRule]:
     return rules
 
 
-async def _audit(
-    session: AsyncSession,
-    actor: str,
-    rule_id: int,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-    clock: Clock,
-) -> None:
-    await record(
-        session=session,
-        actor=actor,
-        action="apply",
-        entity=Entity.RULE,
-        entity_id=str(rule_id),
-        before=before,
-        after=after,
-        clock=clock,
-    )
-
-
 async def apply_rules(
     *,
     session: AsyncSession,
@@ -207,7 +193,15 @@ async def apply_rules(
         else:
             action = ApplyAction.UNCHANGED
         if action is not ApplyAction.UNCHANGED:
-            await _audit(session, actor, row.id, before, rule_snapshot(row), clock)
+            await audit_rule_change(
+                session=session,
+                actor=actor,
+                action="apply",
+                rule_id=row.id,
+                before=before,
+                after=rule_snapshot(row),
+                clock=clock,
+            )
         changes.append(RuleChange(name=rule.name, action=action, version=row.version))
     if prune:
         listed = {rule.name for rule in rules}
@@ -215,7 +209,15 @@ async def apply_rules(
             if name not in listed and row.enabled:
                 before = rule_snapshot(row)
                 row = await set_enabled(session=session, rule_id=row.id, enabled=False, clock=clock)
-                await _audit(session, actor, row.id, before, rule_snapshot(row), clock)
+                await audit_rule_change(
+                    session=session,
+                    actor=actor,
+                    action="apply",
+                    rule_id=row.id,
+                    before=before,
+                    after=rule_snapshot(row),
+                    clock=clock,
+                )
                 changes.append(
                     RuleChange(name=name, action=ApplyAction.DISABLED, version=row.version)
                 )

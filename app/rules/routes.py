@@ -8,9 +8,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.service import Entity, record
 from app.deps import Engineer, RowId, SessionDep, SettingsDep, Viewer
 from app.detection.backtest import RecordedTelemetry
 from app.detection.decode import decode_contact, decode_telemetry_message
@@ -22,6 +20,7 @@ from app.rules.backtest import BacktestIn, BacktestOut, run_backtest
 from app.rules.models import Rule, RuleVersion
 from app.rules.schemas import RuleDefinition, rule_definition_json
 from app.rules.service import (
+    audit_rule_change,
     create_rule,
     delete_rule,
     get_rule,
@@ -70,27 +69,6 @@ def _out(rule: Rule) -> RuleOut:
     )
 
 
-async def _audit(
-    session: AsyncSession,
-    actor: str,
-    action: str,
-    rule_id: RowId,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-) -> None:
-    """Record a rule change; a request that changed nothing leaves no entry."""
-    if before != after:
-        await record(
-            session=session,
-            actor=actor,
-            action=action,
-            entity=Entity.RULE,
-            entity_id=str(rule_id),
-            before=before,
-            after=after,
-        )
-
-
 def _version_out(version: RuleVersion) -> RuleVersionOut:
     return RuleVersionOut(
         version=version.version,
@@ -106,7 +84,14 @@ async def post_rule(
 ) -> RuleOut:
     """Create a rule (version 1). 409 when the name is taken."""
     row = await create_rule(session=session, rule=rule)
-    await _audit(session, engineer.name, "create", row.id, None, rule_snapshot(row))
+    await audit_rule_change(
+        session=session,
+        actor=engineer.name,
+        action="create",
+        rule_id=row.id,
+        before=None,
+        after=rule_snapshot(row),
+    )
     response.headers["Location"] = f"/v1/rules/{row.id}"
     return _out(row)
 
@@ -143,7 +128,14 @@ async def put_rule(
     """Replace a rule's definition; a change makes a new version."""
     before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
     row = await update_rule(session=session, rule_id=rule_id, rule=rule)
-    await _audit(session, engineer.name, "update", rule_id, before, rule_snapshot(row))
+    await audit_rule_change(
+        session=session,
+        actor=engineer.name,
+        action="update",
+        rule_id=rule_id,
+        before=before,
+        after=rule_snapshot(row),
+    )
     return _out(row)
 
 
@@ -155,7 +147,14 @@ async def patch_rule(
     before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
     row = await set_enabled(session=session, rule_id=rule_id, enabled=body.enabled)
     action = "enable" if body.enabled else "disable"
-    await _audit(session, engineer.name, action, rule_id, before, rule_snapshot(row))
+    await audit_rule_change(
+        session=session,
+        actor=engineer.name,
+        action=action,
+        rule_id=rule_id,
+        before=before,
+        after=rule_snapshot(row),
+    )
     return _out(row)
 
 
@@ -164,7 +163,14 @@ async def remove_rule(rule_id: RowId, session: SessionDep, engineer: Engineer) -
     """Delete a rule that never opened an outage (409 otherwise: disable it instead)."""
     before = rule_snapshot(await get_rule(session=session, rule_id=rule_id))
     await delete_rule(session=session, rule_id=rule_id)
-    await _audit(session, engineer.name, "delete", rule_id, before, None)
+    await audit_rule_change(
+        session=session,
+        actor=engineer.name,
+        action="delete",
+        rule_id=rule_id,
+        before=before,
+        after=None,
+    )
 
 
 @router.post("/{rule_id}/backtest")

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Entity, record
 from app.clock import Clock, utc_now
 from app.detection.spec import RuleSpec
 from app.exceptions import ConflictError, NotFoundError
@@ -26,6 +27,30 @@ def parse_definition(definition: dict[str, Any]) -> AnyRule:
 def rule_snapshot(rule: Rule) -> dict[str, Any]:
     """What the audit log keeps of a rule: its definition, whether it is on, its version."""
     return {"definition": dict(rule.definition), "enabled": rule.enabled, "version": rule.version}
+
+
+async def audit_rule_change(
+    *,
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    rule_id: int,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    clock: Clock = utc_now,
+) -> None:
+    """Audit a change to a rule (snapshots from `rule_snapshot`); no change, no entry."""
+    if before != after:
+        await record(
+            session=session,
+            actor=actor,
+            action=action,
+            entity=Entity.RULE,
+            entity_id=str(rule_id),
+            before=before,
+            after=after,
+            clock=clock,
+        )
 
 
 async def _by_name(session: AsyncSession, name: str) -> Rule | None:

@@ -12,18 +12,27 @@ from pathlib import Path
 
 
 class Component:
-    """One `forewarn <command>` child process with its log in a file."""
+    """One `forewarn <command>` child process (or `python -m <module>`) with its log in a file."""
 
-    def __init__(self, command: str, env: dict[str, str], log_dir: Path, name: str) -> None:
+    def __init__(
+        self,
+        command: str,
+        env: dict[str, str],
+        log_dir: Path,
+        name: str,
+        *,
+        module: str = "forewarn",
+    ) -> None:
         self.command = command
+        self.module = module
         self.env = {**os.environ, **env}
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Component:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "forewarn", *self.command.split()],
+        self.process = subprocess.Popen(  # noqa: S603 - our own CLI or test entry point
+            [sys.executable, "-m", self.module, *self.command.split()],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

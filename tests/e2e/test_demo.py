@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.broker import free_port
+from app.net import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,8 @@
 """Detectors as real processes: kill -9, restart, and two replicas sharing the partitions.
 
 Each test runs against PostgreSQL and the embedded broker, with `forewarn detector`
-processes started exactly as an operator would start them.
+processes started exactly as an operator would start them (the one that must die between its
+commit and its publish is the same detector, run by `tests/e2e/failing_detector.py`).
 """
 
 from __future__ import annotations
@@ -136,9 +137,7 @@ async def outage_events(env: dict[str, str]) -> list[dict[str, object]]:
 async def test_a_detector_killed_between_persist_and_publish_loses_nothing_and_doubles_nothing(
     pg: async_sessionmaker[AsyncSession], env: dict[str, str], tmp_path: Path
 ) -> None:
-    first = Component(
-        "detector", {**env, "FOREWARN_FAILPOINT": "detector_after_persist"}, tmp_path, "a"
-    )
+    first = Component("", env, tmp_path, "a", module="tests.e2e.failing_detector")
     second = Component("detector", env, tmp_path, "b")
     with components(first, second) as procs:
         await publish(env, 0, 12, faulty={"node-3"})  # 60 s down: the outage opens

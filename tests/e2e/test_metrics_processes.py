@@ -17,7 +17,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.broker import TOPICS, free_port
+from app.net import free_port
+from consumers.broker import TOPICS
 from tests.e2e.processes import Component, components
 from tests.fixtures.kafka import TopicFactory
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from app.inventory.schemas import InventoryIn
-from consumers.broker import free_port
+from app.net import free_port
 from forewarn.scenario import SCENARIOS as BUNDLED
 from forewarn.scenario import load_scenario
 from forewarn.simnetwork import build_network

@@ -7,7 +7,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.db import create_engine, session_factory
 from app.errors import unavailable
-from consumers.broker import free_port
+from app.net import free_port
 from tests.integration.api_client import api_settings, client_factory
 from tests.restarting_postgres import RestartingPostgres
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from pydantic import SecretStr
 
+from app.net import free_port
 from app.settings import Settings
-from consumers.broker import free_port
 from notifiers import email_smtp, sms_http
 from notifiers.channel import Notice
 from notifiers.email_smtp import SmtpEmailChannel

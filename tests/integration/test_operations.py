@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from app.limits import MAX_BODY_BYTES
+from app.net import free_port
 from app.settings import Settings
-from consumers.broker import free_port
 from consumers.telemetry import Detector
 from forewarn.cli import app as cli
 from forewarn.probes import MetricsPortError, bind_metrics_port, create_probe_app, process_checks

@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.net import free_port
 from app.serving import QuietServer
 from app.settings import Settings
-from consumers.broker import free_port
 from notifiers import webhook
 from notifiers.channel import Notice
 from notifiers.exceptions import PermanentDeliveryError, TemporaryDeliveryError

@@ -30,9 +30,10 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from app.db import create_engine, session_factory
+from app.net import free_port
 from app.notifications.models import OutboxRow
 from app.outages.models import Outage
-from consumers.broker import TOPICS, ensure_topics, free_port
+from consumers.broker import TOPICS, ensure_topics
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
 from tests.e2e.processes import Component

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.broker import free_port
+from app.net import free_port
 from tests.e2e.processes import Component
 
 

@@ -25,10 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory, transaction
+from app.net import free_port
 from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
 from app.settings import Settings
-from consumers.broker import TOPICS, ensure_topics, free_port
+from consumers.broker import TOPICS, ensure_topics
 from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
 from tests.e2e.processes import Component, components
