@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
 
 from app.deps import Engineer, RowId, SessionDep, SettingsDep, Viewer
 from app.detection.backtest import RecordedTelemetry
@@ -18,7 +16,13 @@ from app.domain.contacts import Contact
 from app.exceptions import InvalidInputError
 from app.rules.backtest import BacktestIn, BacktestOut, run_backtest
 from app.rules.models import Rule, RuleVersion
-from app.rules.schemas import RuleDefinition, rule_definition_json
+from app.rules.schemas import (
+    EnabledIn,
+    RuleDefinition,
+    RuleOut,
+    RuleVersionOut,
+    rule_definition_json,
+)
 from app.rules.service import (
     audit_rule_change,
     create_rule,
@@ -32,28 +36,6 @@ from app.rules.service import (
 )
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
-
-
-class RuleOut(BaseModel):
-    id: int
-    name: str
-    kind: str
-    version: int
-    enabled: bool
-    definition: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-
-
-class RuleVersionOut(BaseModel):
-    version: int
-    enabled: bool
-    definition: dict[str, Any]
-    created_at: datetime
-
-
-class EnabledIn(BaseModel):
-    enabled: bool
 
 
 def _out(rule: Rule) -> RuleOut:

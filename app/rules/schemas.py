@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -205,3 +205,25 @@ def to_spec(rule_id: int, version: int, rule: AnyRule) -> RuleSpec:
             min_devices=rule.min_contacts,
         )
     return RuleSpec(**common)
+
+
+class RuleOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    version: int
+    enabled: bool
+    definition: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RuleVersionOut(BaseModel):
+    version: int
+    enabled: bool
+    definition: dict[str, Any]
+    created_at: datetime
+
+
+class EnabledIn(BaseModel):
+    enabled: bool
