@@ -68,7 +68,7 @@ class RatioSignal:
         ratio = self.down / seen if seen else 0.0
         return Verdict(
             firing=seen >= spec.min_devices and ratio > spec.threshold,
-            clear=ratio < spec.clear_threshold,
+            clear=seen >= spec.min_devices and ratio < spec.clear_threshold,
             devices=seen,
             details={"down": self.down, "devices": seen, "ratio": round(ratio, 4)},
         )
@@ -114,7 +114,7 @@ class AbsenceSignal:
         ratio = silent / seen if seen else 0.0
         return Verdict(
             firing=seen >= spec.min_devices and ratio > spec.threshold,
-            clear=ratio < spec.clear_threshold,
+            clear=seen >= spec.min_devices and ratio < spec.clear_threshold,
             devices=seen,
             details={"silent": silent, "devices": seen, "ratio": round(ratio, 4)},
         )
