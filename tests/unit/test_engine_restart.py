@@ -73,3 +73,18 @@ def test_a_restarted_detector_does_not_resolve_a_ratio_outage_on_fewer_devices_t
     assert moves(engine.feed(_reports(T0 + 660, range(20)))) == [
         ("node", NODE, OutageState.RESOLVED)
     ]
+
+
+def test_a_replica_that_does_not_hear_a_scope_never_resolves_the_outage_another_replica_opened() -> (
+    None
+):
+    # Two engines stand for two replicas: the owner of the node's partition opened the
+    # outage; the other seeds it from the database but hears nothing of the node.
+    owner = DetectionEngine([make_spec(**ABSENCE)], network(), [_open_outage_on_node()])
+    other = DetectionEngine([make_spec(**ABSENCE)], network(), [_open_outage_on_node()])
+    heard: list[tuple[str, str, OutageState]] = []
+    for minute in range(1, 11):
+        now = T0 + 60 * minute
+        heard += moves(owner.feed(_reports(now, range(5))))
+        heard += moves(other.feed([Telemetry(now, "h0-n1-d0", "cpe.online", 1.0)]))
+    assert heard == []
