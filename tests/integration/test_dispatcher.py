@@ -22,21 +22,12 @@ from notifiers.dispatcher import ClaimedRow, Dispatcher
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
 from notifiers.smtp_sink import SmtpSink
+from tests.clock import FakeClock
 from tests.factories import open_outage_on_node_17
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def customers(count: int) -> list[dict[str, Any]]:
@@ -207,7 +198,7 @@ async def test_retries_stop_after_the_configured_attempts(
     sms_gateway.fail_next(10, status=503)
     for _ in range(5):
         await dispatcher.dispatch_once()
-        clock.now += timedelta(hours=1)
+        clock.advance(timedelta(hours=1))
 
     async with sessions() as session:
         row = await session.scalar(select(OutboxRow).where(OutboxRow.channel == "sms"))
@@ -234,7 +225,7 @@ async def test_a_notifier_that_died_mid_send_never_causes_a_second_message(
         await crashed.channels[row.channel].send(notices[row.id])  # ... and then it died
     assert len(sms_gateway.messages) == 1 and len(smtp_server.messages) == 1
 
-    clock.now += timedelta(minutes=10)
+    clock.advance(timedelta(minutes=10))
     survivor, _ = make_dispatcher(sessions, smtp_server, sms_gateway, clock)
     assert await survivor.reconcile() == 2
     await survivor.dispatch_once()
