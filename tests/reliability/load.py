@@ -35,16 +35,12 @@ from app.outages.models import Outage
 from consumers.broker import TOPICS, ensure_topics, free_port
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
-from tests.e2e.processes import Component
+from tests.e2e.processes import Component, logged, tails, wait_healthy
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.processes import (
     Failed,
     api_component,
-    eventually,
-    logged,
     scrape,
-    tails,
-    wait_healthy,
 )
 from tests.reliability.storm import (
     ADMIN_TOKEN,
@@ -55,6 +51,7 @@ from tests.reliability.storm import (
     outage_record,
     row_record,
 )
+from tests.waiting import eventually
 
 HUBS, NODES_PER_HUB = 4, 5
 FAULT_EVERY, FAULT_LASTS, FIRST_FAULT = 15.0, 8.0, 5.0
@@ -236,8 +233,8 @@ async def run_load(
         await eventually(
             lambda: logged(procs["detector"], "partitions assigned"),
             "the detector to join its group",
-            everyone,
             seconds=90,
+            detail=lambda: tails(everyone),
         )
         await producer.start()
         started = time.monotonic()
@@ -265,7 +262,9 @@ async def run_load(
             async def caught_up() -> bool:
                 return await consumed(client, metrics_url, telemetry) >= produced[0]
 
-            await eventually(caught_up, "the detector to catch up", everyone, 60)
+            await eventually(
+                caught_up, "the detector to catch up", seconds=60, detail=lambda: tails(everyone)
+            )
             final = await consumed(client, metrics_url, telemetry)
             catch_up = time.monotonic() - finished
 
@@ -281,7 +280,13 @@ async def run_load(
                 and (waiting is None)
             )
 
-        await eventually(drained, "every outage resolved, the outbox drained", everyone, 120, 1.0)
+        await eventually(
+            drained,
+            "every outage resolved, the outbox drained",
+            seconds=120,
+            every=1.0,
+            detail=lambda: tails(everyone),
+        )
         await asyncio.sleep(1.0)  # a late duplicate, if any, would arrive now
         for role in ports:
             exit_codes[role] = procs[role].stop()

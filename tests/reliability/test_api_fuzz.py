@@ -26,11 +26,11 @@ from app.links import unsubscribe_token
 from app.migrate import upgrade_to_head
 from app.outages.lifecycle import OutageState, Transition
 from app.outages.service import apply_transition
-from tests.e2e.processes import components
+from tests.e2e.processes import components, tails, wait_healthy
 from tests.fixtures.db import _empty_all_tables
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 from tests.reliability.figures import record, scale
-from tests.reliability.processes import api_component, tails, wait_healthy
+from tests.reliability.processes import api_component
 
 schemathesis = pytest.importorskip(
     "schemathesis",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,13 @@ from app.settings import Settings
 from consumers.broker import TOPICS, ensure_topics, free_port
 from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
-from tests.e2e.processes import Component, components
+from tests.e2e.processes import Component, components, json_lines, logged, tails
 from tests.factories import detector_running, seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.corpus import FAST_PATH_POISON, MiB, corpus
 from tests.reliability.figures import record, scale
-from tests.reliability.processes import eventually, json_lines, logged, scrape, tails
+from tests.reliability.processes import scrape
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.reliability
 
@@ -163,7 +164,10 @@ async def test_every_poison_message_lands_in_the_dlq_with_its_reason_and_the_out
     with components(detector) as procs:
         detector.start()
         await eventually(
-            lambda: logged(detector, "partitions assigned"), "partitions", procs, seconds=60
+            lambda: logged(detector, "partitions assigned"),
+            "partitions",
+            seconds=60,
+            detail=lambda: tails(procs),
         )
         producer = big_producer(kafka_bootstrap)
         await producer.start()
@@ -186,7 +190,13 @@ async def test_every_poison_message_lands_in_the_dlq_with_its_reason_and_the_out
             opened = [o for o in await outages(pg) if o.state == "open"]
             return bool(opened) and len(await read_dlq(kafka_bootstrap, dlq, 1.0)) >= len(items)
 
-        await eventually(all_dead_lettered_and_open, "the DLQ and the outage", procs, 90, 1.0)
+        await eventually(
+            all_dead_lettered_and_open,
+            "the DLQ and the outage",
+            seconds=90,
+            every=1.0,
+            detail=lambda: tails(procs),
+        )
         seconds = time.monotonic() - started
         await asyncio.sleep(1.0)  # anything still to come would be a ghost reading, wrongly
         records = await read_dlq(kafka_bootstrap, dlq, 2.0)
@@ -296,12 +306,6 @@ async def in_process_detector(
         await engine.dispose()
 
 
-async def wait_for(check: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check() and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-
-
 async def test_a_reading_from_a_device_missing_from_the_inventory_is_counted_unscoped(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -321,7 +325,7 @@ async def test_a_reading_from_a_device_missing_from_the_inventory_is_counted_uns
             await producer.flush()
         finally:
             await producer.stop()
-        await wait_for(lambda: run.consumed() >= sent, 60)
+        await eventually(lambda: run.consumed() >= sent, "every reading consumed", seconds=60)
         await asyncio.sleep(0.5)
         assert run.consumed() == sent
         assert run.detector.engine.unscoped == 3 * 4
@@ -346,7 +350,11 @@ async def test_a_two_mib_message_is_dead_lettered_and_its_batch_is_not_lost(
             await producer.flush()
         finally:
             await producer.stop()
-        await wait_for(lambda: run.dlq_writes() > 0 or run.failed_batches() > 0, 60)
+        await eventually(
+            lambda: run.dlq_writes() > 0 or run.failed_batches() > 0,
+            "a dead letter or a failed batch",
+            seconds=60,
+        )
         assert run.failed_batches() == 0, "a batch failed: its messages were consumed and dropped"
     [dead] = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     assert header(dead, "reason") == "too_large"
@@ -368,8 +376,10 @@ async def test_what_trips_the_hot_path_is_dead_lettered_and_its_batch_is_not_los
             await producer.flush()
         finally:
             await producer.stop()
-        await wait_for(
-            lambda: run.dlq_writes() >= len(FAST_PATH_POISON) or run.failed_batches() > 0, 60
+        await eventually(
+            lambda: run.dlq_writes() >= len(FAST_PATH_POISON) or run.failed_batches() > 0,
+            "every poison dead-lettered, or a failed batch",
+            seconds=60,
         )
         assert run.failed_batches() == 0, "a batch failed: its messages were consumed and dropped"
     records = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
@@ -391,7 +401,11 @@ async def test_a_contact_with_a_list_as_channel_is_dead_lettered(
             await producer.flush()
         finally:
             await producer.stop()
-        await wait_for(lambda: run.dlq_writes() > 0 or run.failed_batches() > 0, 60)
+        await eventually(
+            lambda: run.dlq_writes() > 0 or run.failed_batches() > 0,
+            "a dead letter or a failed batch",
+            seconds=60,
+        )
         assert run.failed_batches() == 0, "the batch failed: the contact was consumed and dropped"
     [dead] = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     assert header(dead, "reason") == "bad_type"
