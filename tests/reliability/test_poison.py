@@ -29,6 +29,7 @@ from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
 from app.settings import Settings
 from consumers.broker import TOPICS, ensure_topics, free_port
+from consumers.exceptions import DecodeError
 from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
 from tests.e2e.processes import Component, components, json_lines, logged, tails
@@ -409,3 +410,35 @@ async def test_a_contact_with_a_list_as_channel_is_dead_lettered(
         assert run.failed_batches() == 0, "the batch failed: the contact was consumed and dropped"
     [dead] = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     assert header(dead, "reason") == "bad_type"
+
+
+async def test_an_unexpected_decoder_exception_is_dead_lettered_as_internal_error(
+    sqlite_url: str, kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Moved from tests/unit/test_decode.py, which called `Detector._decode_error`.) The
+    decoder's own DecodeError is dead-lettered as it is; anything else as `internal_error`."""
+    known = DecodeError("not_json", "the message is not valid JSON")
+
+    def decode(raw: bytes | None) -> Any:
+        raise RecursionError("deep") if raw == b"deep" else known
+
+    monkeypatch.setattr("consumers.telemetry.decode_contact", decode)
+    producer = big_producer(kafka_bootstrap)
+    async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
+        await producer.start()
+        try:
+            await producer.send(f"{topic_prefix}contacts", b"deep", key=b"deep")
+            await producer.send(f"{topic_prefix}contacts", b"known", key=b"known")
+            await producer.flush()
+        finally:
+            await producer.stop()
+        await eventually(
+            lambda: run.dlq_writes() >= 2 or run.failed_batches() > 0,
+            "both contacts dead-lettered, or a failed batch",
+            seconds=60,
+        )
+        assert run.failed_batches() == 0, "the batch failed: the contacts were consumed and dropped"
+    records = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
+    dead = {r.key.decode(): (header(r, "reason"), header(r, "detail")) for r in records}
+    assert dead["deep"] == ("internal_error", "RecursionError")
+    assert dead["known"] == (known.reason, known.detail)
