@@ -6,7 +6,6 @@ processes started exactly as an operator would start them.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from app.db import create_engine, session_factory, transaction
 from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
 from consumers.broker import TOPICS
-from tests.e2e.processes import Component, components, tails
+from tests.e2e.processes import Component, components, json_lines, tails
 from tests.factories import seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.fixtures.kafka import TopicFactory
@@ -103,6 +102,17 @@ async def outages(sessions: async_sessionmaker[AsyncSession]) -> list[Outage]:
         return list(await session.scalars(select(Outage).order_by(Outage.started_at)))
 
 
+def telemetry_partitions(proc: Component, env: dict[str, str]) -> set[str]:
+    """The telemetry partitions `proc` logged it was assigned last (none before it joins)."""
+    assigned = [
+        line["partitions"]
+        for line in json_lines(proc.log())
+        if line.get("event") == "partitions assigned"
+    ]
+    topic = env["FOREWARN_TOPIC_PREFIX"] + "telemetry/"
+    return {p for p in assigned[-1] if p.startswith(topic)} if assigned else set()
+
+
 async def outage_events(env: dict[str, str]) -> list[dict[str, object]]:
     consumer = AIOKafkaConsumer(
         env["FOREWARN_TOPIC_PREFIX"] + "outage-events",
@@ -174,7 +184,17 @@ async def test_two_detectors_share_partitions_and_one_dying_mid_outage_loses_not
         a.start()
         b.start()
 
-        await asyncio.sleep(8)  # both join the group and split the partitions
+        def split() -> bool:
+            """Each holds telemetry partitions the other does not, and together all four."""
+            held = [telemetry_partitions(p, env) for p in (a, b)]
+            return all(held) and not held[0] & held[1] and len(held[0] | held[1]) == 4
+
+        await eventually(
+            split,
+            "both detectors to join the group and split the partitions",
+            seconds=90,
+            detail=lambda: tails(procs),
+        )
         await publish(env, 0, 12, faulty={"node-1", "node-6"})
 
         async def both_open() -> bool:
