@@ -21,7 +21,7 @@ from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
 from consumers.broker import TOPICS
 from tests.e2e.processes import Component, components, json_lines, tails
-from tests.factories import seed_modems_and_rule
+from tests.factories import make_rule, seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.fixtures.kafka import TopicFactory
 from tests.waiting import eventually
@@ -31,16 +31,7 @@ pytestmark = pytest.mark.e2e
 NODES = [f"node-{n}" for n in range(8)]
 PER_NODE = 20
 RULE = RatioDownRule.model_validate(
-    {
-        "name": "modems-down-on-node",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "scope": "node",
-        "threshold": 0.3,
-        "clear_threshold": 0.1,
-        "min_devices": 10,
-        "for": "20s",
-    }
+    make_rule(name="modems-down-on-node", scope="node", min_devices=10, for_="20s")
 )
 
 

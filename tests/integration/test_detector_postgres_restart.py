@@ -18,21 +18,13 @@ from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
 from app.settings import Settings
 from consumers.telemetry import Detector
-from tests.factories import detector_running, seed_modems_and_rule
+from tests.factories import detector_running, make_rule, seed_modems_and_rule
 from tests.fixtures.kafka import TopicFactory
 from tests.restarting_postgres import RestartingPostgres
 from tests.waiting import eventually
 
 RULE = RatioDownRule.model_validate(
-    {
-        "name": "modems-down",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "threshold": 0.5,
-        "clear_threshold": 0.2,
-        "min_devices": 4,
-        "for": "0s",
-    }
+    make_rule(threshold=0.5, clear_threshold=0.2, min_devices=4, for_="0s")
 )
 
 

@@ -23,28 +23,12 @@ from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
 from notifiers.smtp_sink import SmtpSink
 from tests.clock import FakeClock
-from tests.factories import open_outage_on_node_17
+from tests.factories import make_customer, make_inventory, open_outage_on_node_17
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-
-
-def customers(count: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": f"c-{i}",
-            "name": f"Customer {i}",
-            "phone": f"+49151{10000000 + i}",
-            "email": f"customer{i}@example.com",
-            "language": ["en", "de", "es", "vi", "hi"][i % 5],
-            "timezone": "Europe/Berlin",
-            "channels": ["sms", "email"],
-            "devices": [f"cpe-{i}"],
-        }
-        for i in range(count)
-    ]
 
 
 async def seed(
@@ -54,20 +38,8 @@ async def seed(
 ) -> str:
     """An inventory of `count` customers on node-17 (or these `people`, one device each), an
     open outage there, its outbox rows."""
-    people = people if people is not None else customers(count)
-    count = len(people)
-    inventory = {
-        "nodes": [
-            {"id": "north", "level": "region"},
-            {"id": "hub-1", "level": "hub", "parent": "north"},
-            {"id": "node-17", "level": "node", "parent": "hub-1"},
-        ],
-        "devices": [
-            {"id": f"cpe-{i}", "node": "node-17", "services": ["internet", "tv"]}
-            for i in range(count)
-        ],
-        "customers": people,
-    }
+    people = people if people is not None else [make_customer(i) for i in range(count)]
+    inventory = make_inventory(people)
     async with transaction(sessions) as session:
         event = await open_outage_on_node_17(
             session=session,
@@ -332,7 +304,7 @@ async def test_one_webhook_endpoint_down_does_not_hold_back_the_others(
     with WebhookReceiver() as down, WebhookReceiver() as up:
         for _ in range(10):
             down.fail_next(500)
-        people = customers(6)
+        people = [make_customer(i) for i in range(6)]
         for i, person in enumerate(people):
             person["channels"] = ["webhook"]
             person["webhook_url"] = (down if i < 3 else up).url

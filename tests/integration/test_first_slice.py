@@ -24,25 +24,14 @@ from consumers.broker import TOPICS
 from forewarn.runtime import Runtime, run_until_stopped
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
+from tests.factories import node_rule
 from tests.fixtures.kafka import TopicFactory
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "slice-admin-token-0123456789"
-RULE = {
-    "name": "modems-down-on-node",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "scope": "node",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "min_devices": 10,
-    "for": "30s",
-    "confirm_after": "0s",
-    "severity": "major",
-    "services": ["internet"],
-}
+RULE = node_rule()
 
 
 def inventory() -> dict[str, Any]:

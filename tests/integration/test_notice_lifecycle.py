@@ -28,19 +28,12 @@ from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
 from notifiers.smtp_sink import SmtpSink
 from tests.clock import FakeClock
+from tests.factories import make_inventory, make_rule
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 
 pytestmark = pytest.mark.integration
 
-RULE = {
-    "name": "modems-down",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "severity": "major",
-    "services": ["internet"],
-}
+RULE = make_rule(severity="major", services=["internet"])
 
 
 def customer(i: int, **changes: Any) -> dict[str, Any]:
@@ -55,21 +48,6 @@ def customer(i: int, **changes: Any) -> dict[str, Any]:
         "devices": [f"cpe-{i}"],
     }
     return {**base, **changes}
-
-
-def inventory(customers: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "nodes": [
-            {"id": "north", "level": "region"},
-            {"id": "hub-1", "level": "hub", "parent": "north"},
-            {"id": "node-17", "level": "node", "parent": "hub-1"},
-        ],
-        "devices": [
-            {"id": c["devices"][0], "node": "node-17", "services": ["internet", "tv"]}
-            for c in customers
-        ],
-        "customers": customers,
-    }
 
 
 @pytest.fixture
@@ -111,7 +89,7 @@ async def setup(world: dict[str, Any], customers: list[dict[str, Any]]) -> tuple
     """Load the inventory and the rule, open an outage on node-17 and plan its notices."""
     client: ClientFactory = world["client"]
     async with client() as api:
-        assert (await api.put("/v1/inventory", json=inventory(customers))).status_code == 200
+        assert (await api.put("/v1/inventory", json=make_inventory(customers))).status_code == 200
         rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
     event = await transition(world, rule_id, OutageState.OPEN, world["clock"].now)
     return rule_id, event.outage_id
@@ -343,7 +321,7 @@ async def test_planned_work_is_announced_started_and_completed_with_its_own_page
     customers = [customer(0), customer(1)]
     start = clock.now + timedelta(hours=2)
     async with client() as api:
-        assert (await api.put("/v1/inventory", json=inventory(customers))).status_code == 200
+        assert (await api.put("/v1/inventory", json=make_inventory(customers))).status_code == 200
         created = await api.post(
             "/v1/maintenance",
             json={

@@ -38,6 +38,7 @@ from notifiers.dispatcher import ClaimedRow, idempotency_key
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
 from tests.e2e.processes import Component, json_lines, logged, tails, wait_healthy
+from tests.factories import node_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.processes import (
     Failed,
@@ -60,21 +61,9 @@ CHANNELS = (("sms", "email"), ("sms", "email"), ("sms",), ("email",))
 FAULTS = {"hub-1-node-2": (4.0, 55.0), "hub-1-node-3": (4.0, 55.0), "hub-2-node-1": (14.0, 65.0)}
 # When the nodes start coming back: the faults of the clearing phase begin here.
 CLEARING = 53.0
-RULE: dict[str, Any] = {
-    "name": "modems-down-on-node",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "scope": "node",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "min_devices": 10,
-    "for": "6s",
-    "confirm_after": "0s",
-    "severity": "major",
-    # A TV outage leaves both channels working (e-mail needs `internet`, SMS `mobile`), so
-    # every customer is told on every channel they listed.
-    "services": ["tv"],
-}
+# A TV outage leaves both channels working (e-mail needs `internet`, SMS `mobile`), so every
+# customer is told on every channel they listed.
+RULE: dict[str, Any] = node_rule(for_="6s", services=["tv"])
 
 
 @dataclass

@@ -33,7 +33,7 @@ from consumers.exceptions import DecodeError
 from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
 from tests.e2e.processes import Component, components, json_lines, logged, tails
-from tests.factories import detector_running, seed_modems_and_rule
+from tests.factories import detector_running, make_rule, seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.corpus import FAST_PATH_POISON, MiB, corpus
 from tests.reliability.figures import record, scale
@@ -48,17 +48,9 @@ PER_NODE = 20
 TICK_MS = 5_000
 TICKS = 10  # 50 s of event time: the rule's `for` (20 s) is over well before the end
 RULE = RatioDownRule.model_validate(
-    {
-        "name": "modems-down-on-node",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "scope": "node",
-        "threshold": 0.3,
-        "clear_threshold": 0.1,
-        "min_devices": 10,
-        "for": "20s",
-        "services": ["internet"],
-    }
+    make_rule(
+        name="modems-down-on-node", scope="node", min_devices=10, for_="20s", services=["internet"]
+    )
 )
 
 

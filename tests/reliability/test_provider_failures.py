@@ -34,21 +34,13 @@ from notifiers.dispatcher import Dispatcher
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
 from tests.clock import FakeClock
+from tests.factories import make_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.figures import record
 
 pytestmark = pytest.mark.reliability
 
-RULE = RatioDownRule.model_validate(
-    {
-        "name": "modems-down",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "threshold": 0.3,
-        "clear_threshold": 0.1,
-        "services": ["internet"],
-    }
-)
+RULE = RatioDownRule.model_validate(make_rule(services=["internet"]))
 
 
 @dataclass
