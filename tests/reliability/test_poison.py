@@ -85,6 +85,18 @@ def big_producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 * MiB)
 
 
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    """Send these (key, value) messages to `topic` and flush."""
+    producer = big_producer(bootstrap)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 async def read_dlq(
     bootstrap: str, topic: str, seconds: float = 2.0
 ) -> list[ConsumerRecord[Any, Any]]:
@@ -273,6 +285,16 @@ class InProcess:
         return self.sample("forewarn_messages_skipped_total", consumer="detector", reason="error")
 
 
+async def dead_lettered(run: InProcess, count: int) -> None:
+    """Wait for `count` dead letters, then check no batch failed (and so lost its messages)."""
+    await eventually(
+        lambda: run.dlq_writes() >= count or run.failed_batches() > 0,
+        f"{count} dead letter(s), or a failed batch",
+        seconds=60,
+    )
+    assert run.failed_batches() == 0, "a batch failed: its messages were consumed and dropped"
+
+
 @contextlib.asynccontextmanager
 async def in_process_detector(
     sqlite_url: str, bootstrap: str, prefix: str
@@ -330,25 +352,12 @@ async def test_a_reading_from_a_device_missing_from_the_inventory_is_counted_uns
 async def test_a_two_mib_message_is_dead_lettered_and_its_batch_is_not_lost(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    telemetry = f"{topic_prefix}telemetry"
-    producer = big_producer(kafka_bootstrap)
     async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
-        await producer.start()
-        try:
-            base_ms = int(time.time() * 1000) - 600_000
-            for key, value in good_tick(base_ms, 0):
-                await producer.send(telemetry, value, key=key)
-            huge = b'{"ts": 1795000000000, "pad": "' + b"x" * (2 * MiB) + b'"}'
-            await producer.send(telemetry, huge, key=b"two-mib")
-            await producer.flush()
-        finally:
-            await producer.stop()
-        await eventually(
-            lambda: run.dlq_writes() > 0 or run.failed_batches() > 0,
-            "a dead letter or a failed batch",
-            seconds=60,
-        )
-        assert run.failed_batches() == 0, "a batch failed: its messages were consumed and dropped"
+        base_ms = int(time.time() * 1000) - 600_000
+        huge = b'{"ts": 1795000000000, "pad": "' + b"x" * (2 * MiB) + b'"}'
+        messages = [*good_tick(base_ms, 0), (b"two-mib", huge)]
+        await produce(kafka_bootstrap, f"{topic_prefix}telemetry", messages)
+        await dead_lettered(run, 1)
     [dead] = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     assert header(dead, "reason") == "too_large"
 
@@ -356,25 +365,11 @@ async def test_a_two_mib_message_is_dead_lettered_and_its_batch_is_not_lost(
 async def test_what_trips_the_hot_path_is_dead_lettered_and_its_batch_is_not_lost(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    telemetry = f"{topic_prefix}telemetry"
-    producer = big_producer(kafka_bootstrap)
     async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
-        await producer.start()
-        try:
-            base_ms = int(time.time() * 1000) - 600_000
-            for key, value in good_tick(base_ms, 0):
-                await producer.send(telemetry, value, key=key)
-            for item in FAST_PATH_POISON:
-                await producer.send(telemetry, item.value, key=item.name.encode())
-            await producer.flush()
-        finally:
-            await producer.stop()
-        await eventually(
-            lambda: run.dlq_writes() >= len(FAST_PATH_POISON) or run.failed_batches() > 0,
-            "every poison dead-lettered, or a failed batch",
-            seconds=60,
-        )
-        assert run.failed_batches() == 0, "a batch failed: its messages were consumed and dropped"
+        base_ms = int(time.time() * 1000) - 600_000
+        poison = [(item.name.encode(), item.value) for item in FAST_PATH_POISON]
+        await produce(kafka_bootstrap, f"{topic_prefix}telemetry", good_tick(base_ms, 0) + poison)
+        await dead_lettered(run, len(FAST_PATH_POISON))
     records = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     reasons = {r.key.decode(): header(r, "reason") for r in records}
     assert set(reasons) == {item.name for item in FAST_PATH_POISON}
@@ -385,21 +380,10 @@ async def test_what_trips_the_hot_path_is_dead_lettered_and_its_batch_is_not_los
 async def test_a_contact_with_a_list_as_channel_is_dead_lettered(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    producer = big_producer(kafka_bootstrap)
     async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
-        await producer.start()
-        try:
-            contact = {"ts": int(time.time() * 1000), "customer_id": "c-1", "channel": ["call"]}
-            await producer.send(f"{topic_prefix}contacts", orjson.dumps(contact), key=b"c-1")
-            await producer.flush()
-        finally:
-            await producer.stop()
-        await eventually(
-            lambda: run.dlq_writes() > 0 or run.failed_batches() > 0,
-            "a dead letter or a failed batch",
-            seconds=60,
-        )
-        assert run.failed_batches() == 0, "the batch failed: the contact was consumed and dropped"
+        contact = {"ts": int(time.time() * 1000), "customer_id": "c-1", "channel": ["call"]}
+        await produce(kafka_bootstrap, f"{topic_prefix}contacts", [(b"c-1", orjson.dumps(contact))])
+        await dead_lettered(run, 1)
     [dead] = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     assert header(dead, "reason") == "bad_type"
 
@@ -415,21 +399,10 @@ async def test_an_unexpected_decoder_exception_is_dead_lettered_as_internal_erro
         raise RecursionError("deep") if raw == b"deep" else known
 
     monkeypatch.setattr("consumers.telemetry.decode_contact", decode)
-    producer = big_producer(kafka_bootstrap)
     async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
-        await producer.start()
-        try:
-            await producer.send(f"{topic_prefix}contacts", b"deep", key=b"deep")
-            await producer.send(f"{topic_prefix}contacts", b"known", key=b"known")
-            await producer.flush()
-        finally:
-            await producer.stop()
-        await eventually(
-            lambda: run.dlq_writes() >= 2 or run.failed_batches() > 0,
-            "both contacts dead-lettered, or a failed batch",
-            seconds=60,
-        )
-        assert run.failed_batches() == 0, "the batch failed: the contacts were consumed and dropped"
+        messages = [(b"deep", b"deep"), (b"known", b"known")]
+        await produce(kafka_bootstrap, f"{topic_prefix}contacts", messages)
+        await dead_lettered(run, 2)
     records = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     dead = {r.key.decode(): (header(r, "reason"), header(r, "detail")) for r in records}
     assert dead["deep"] == ("internal_error", "RecursionError")
