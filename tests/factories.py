@@ -1,8 +1,10 @@
-"""Builders the DB tests share: an inventory, a rule and an open outage in one transaction."""
+"""Builders the tests share: rules, customers and inventories as the API takes them, and the
+rows and outages the DB tests start from. Each returns a fresh value; overrides replace."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,116 @@ from app.rules.schemas import RatioDownRule, rule_definition_json
 from app.rules.service import create_rule
 from consumers.telemetry import Detector
 
+RULES: dict[str, dict[str, Any]] = {
+    "ratio_down": {
+        "name": "modems-down",
+        "kind": "ratio_down",
+        "metric": "cpe.online",
+        "threshold": 0.3,
+        "clear_threshold": 0.1,
+    },
+    "absence": {
+        "name": "modems-silent",
+        "kind": "absence",
+        "metric": "cpe.heartbeat",
+        "scope": "node",
+        "expected_interval": "60s",
+        "missed_intervals": 3,
+        "threshold": 0.5,
+        "clear_threshold": 0.2,
+        "min_devices": 10,
+        "for": "0s",
+        "confirm_after": "60s",
+        "severity": "major",
+        "services": ["internet", "tv", "voice"],
+    },
+    "alarm": {
+        "name": "olt-port-los",
+        "kind": "alarm",
+        "metric": "olt.los",
+        "scope": "node",
+        "match": {"severity": "critical"},
+        "clear_metric": "olt.los_clear",
+        "severity": "critical",
+        "services": ["internet", "tv", "voice"],
+    },
+    "threshold": {
+        "name": "tv-signal-poor",
+        "kind": "threshold",
+        "metric": "stb.snr_db",
+        "scope": "node",
+        "aggregate": "p50",
+        "window": "5m",
+        "op": "<",
+        "threshold": 25,
+        "clear_threshold": 28,
+        "min_samples": 20,
+        "for": "2m",
+        "confirm_after": "0s",
+        "severity": "minor",
+        "services": ["tv"],
+    },
+    "contacts_spike": {
+        "name": "calls-spike",
+        "kind": "contacts_spike",
+        "scope": "node",
+        "window": "10m",
+        "factor": 4,
+        "min_contacts": 5,
+        "severity": "major",
+        "services": ["internet"],
+    },
+}
+
+
+def make_rule(kind: str = "ratio_down", **fields: Any) -> dict[str, Any]:
+    """A rule of `kind` as the API takes it, with `fields` added or replaced (`for_` is `for`).
+
+    The ratio_down one is `modems-down`: 30 % of a scope's modems offline, clear at 10 %."""
+    if "for_" in fields:
+        fields["for"] = fields.pop("for_")
+    return {**copy.deepcopy(RULES[kind]), **fields}
+
+
+def node_rule(**fields: Any) -> dict[str, Any]:
+    """`modems-down-on-node`: the ratio_down rule per node, 10 modems or more, held 30 s."""
+    base = {"scope": "node", "min_devices": 10, "for": "30s", "confirm_after": "0s"}
+    extra = {"severity": "major", "services": ["internet"]}
+    return make_rule(**{"name": "modems-down-on-node", **base, **extra, **fields})
+
+
+def make_customer(i: int, **changes: Any) -> dict[str, Any]:
+    """Customer `c-<i>` with device `cpe-<i>`, on SMS and e-mail, in one of five languages."""
+    base = {
+        "id": f"c-{i}",
+        "name": f"Customer {i}",
+        "phone": f"+49151{10000000 + i}",
+        "email": f"customer{i}@example.com",
+        "language": ["en", "de", "es", "vi", "hi"][i % 5],
+        "timezone": "Europe/Berlin",
+        "channels": ["sms", "email"],
+        "devices": [f"cpe-{i}"],
+    }
+    return {**base, **changes}
+
+
+def make_inventory(
+    customers: Sequence[dict[str, Any]], services: Sequence[str] = ("internet", "tv")
+) -> dict[str, Any]:
+    """north > hub-1 > node-17, each customer's first device on node-17 with `services`."""
+    return {
+        "nodes": [
+            {"id": "north", "level": "region"},
+            {"id": "hub-1", "level": "hub", "parent": "north"},
+            {"id": "node-17", "level": "node", "parent": "hub-1"},
+        ],
+        "devices": [
+            {"id": c["devices"][0], "node": "node-17", "services": list(services)}
+            for c in customers
+        ],
+        "customers": list(customers),
+    }
+
 
 async def open_outage_on_node_17(
     *,
@@ -34,16 +146,7 @@ async def open_outage_on_node_17(
     """Store `inventory`, a `modems-down` ratio_down rule for `services`, and open an outage
     of it on node-17 at `at`; return the outage's event (to plan notices from)."""
     await replace_inventory(session=session, doc=InventoryIn.model_validate(inventory))
-    rule = RatioDownRule.model_validate(
-        {
-            "name": "modems-down",
-            "kind": "ratio_down",
-            "metric": "cpe.online",
-            "threshold": 0.3,
-            "clear_threshold": 0.1,
-            "services": list(services),
-        }
-    )
+    rule = RatioDownRule.model_validate(make_rule(services=list(services)))
     stored = await create_rule(session=session, rule=rule)
     event = await apply_transition(
         session=session,

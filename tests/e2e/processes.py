@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.waiting import eventually
 
 
 class Component:
@@ -67,6 +73,28 @@ class Component:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines of a process log (other lines, like the start banner, skipped)."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+    return lines
+
+
+def logged(proc: Component, event: str) -> int:
+    """How many JSON log lines of `proc` have this event text."""
+    return sum(1 for line in json_lines(proc.log()) if line.get("event") == event)
+
+
+def tails(procs: Sequence[Component], chars: int = 3000) -> str:
+    """The end of each process's log, under its file name: what a failed wait reports."""
+    return "\n".join(f"--- {p.log_path.name}\n{p.log()[-chars:]}" for p in procs)
+
+
 @contextmanager
 def components(*items: Component) -> Iterator[tuple[Component, ...]]:
     try:
@@ -74,3 +102,19 @@ def components(*items: Component) -> Iterator[tuple[Component, ...]]:
     finally:
         for item in items:
             item.kill()
+
+
+async def wait_healthy(url: str, procs: Sequence[Component], seconds: float = 60.0) -> None:
+    """Wait until `url`/healthz answers 200 (the process has started serving)."""
+
+    async def healthy() -> bool:
+        for proc in procs:
+            if not proc.running:
+                raise AssertionError(f"{proc.log_path.name} exited\n{tails(procs)}")
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(f"{url}/healthz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await eventually(healthy, f"{url}/healthz", seconds=seconds, detail=lambda: tails(procs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.net import free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -90,5 +92,9 @@ def test_ctrl_c_stops_the_demo_and_leaves_no_process_behind(tmp_path: Path) -> N
 
     assert process.returncode == 0, output
     assert "Stopped cleanly" in output
-    time.sleep(0.5)
-    assert [pid for pid in spawned if alive(pid)] == []
+
+    def left() -> list[int]:
+        return [pid for pid in spawned if alive(pid)]
+
+    asyncio.run(eventually(lambda: not left(), "the demo's children to exit", seconds=5))
+    assert left() == []

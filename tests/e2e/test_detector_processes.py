@@ -7,9 +7,8 @@ commit and its publish is the same detector, run by `tests/e2e/failing_detector.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -22,26 +21,18 @@ from app.db import create_engine, session_factory, transaction
 from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
 from consumers.broker import TOPICS
-from tests.e2e.processes import Component, components
-from tests.factories import seed_modems_and_rule
+from tests.e2e.processes import Component, components, json_lines, tails
+from tests.factories import make_rule, seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.fixtures.kafka import TopicFactory
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
 NODES = [f"node-{n}" for n in range(8)]
 PER_NODE = 20
 RULE = RatioDownRule.model_validate(
-    {
-        "name": "modems-down-on-node",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "scope": "node",
-        "threshold": 0.3,
-        "clear_threshold": 0.1,
-        "min_devices": 10,
-        "for": "20s",
-    }
+    make_rule(name="modems-down-on-node", scope="node", min_devices=10, for_="20s")
 )
 
 
@@ -103,20 +94,15 @@ async def outages(sessions: async_sessionmaker[AsyncSession]) -> list[Outage]:
         return list(await session.scalars(select(Outage).order_by(Outage.started_at)))
 
 
-async def eventually(
-    check: Callable[[], object], what: str, procs: tuple[Component, ...], seconds: float = 90
-) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            logs = "\n".join(p.log()[-3000:] for p in procs)
-            pytest.fail(f"timed out waiting for {what}\n{logs}")
-        await asyncio.sleep(0.25)
+def telemetry_partitions(proc: Component, env: dict[str, str]) -> set[str]:
+    """The telemetry partitions `proc` logged it was assigned last (none before it joins)."""
+    assigned = [
+        line["partitions"]
+        for line in json_lines(proc.log())
+        if line.get("event") == "partitions assigned"
+    ]
+    topic = env["FOREWARN_TOPIC_PREFIX"] + "telemetry/"
+    return {p for p in assigned[-1] if p.startswith(topic)} if assigned else set()
 
 
 async def outage_events(env: dict[str, str]) -> list[dict[str, object]]:
@@ -146,20 +132,30 @@ async def test_a_detector_killed_between_persist_and_publish_loses_nothing_and_d
         async def died() -> bool:
             return not first.running and bool(await outages(pg))
 
-        await eventually(died, "the first detector to persist the outage and die", procs)
+        await eventually(
+            died,
+            "the first detector to persist the outage and die",
+            seconds=90,
+            detail=lambda: tails(procs),
+        )
         assert first.process is not None and first.process.returncode == 137
         second.start()  # replays the batch whose offsets were never committed
 
         async def published() -> bool:
             return any(e["state"] == "open" for e in await outage_events(env))
 
-        await eventually(published, "the open event, published after the restart", procs)
+        await eventually(
+            published,
+            "the open event, published after the restart",
+            seconds=90,
+            detail=lambda: tails(procs),
+        )
         await publish(env, 12, 8, faulty=set())  # the node recovers
 
         async def resolved() -> bool:
             return [o.state for o in await outages(pg)] == ["resolved"]
 
-        await eventually(resolved, "the outage to resolve", procs)
+        await eventually(resolved, "the outage to resolve", seconds=90, detail=lambda: tails(procs))
         assert second.stop() == 0
 
     [outage] = await outages(pg)
@@ -177,7 +173,18 @@ async def test_two_detectors_share_partitions_and_one_dying_mid_outage_loses_not
     with components(a, b) as procs:
         a.start()
         b.start()
-        await asyncio.sleep(8)  # both join the group and split the partitions
+
+        def split() -> bool:
+            """Each holds telemetry partitions the other does not, and together all four."""
+            held = [telemetry_partitions(p, env) for p in (a, b)]
+            return all(held) and not held[0] & held[1] and len(held[0] | held[1]) == 4
+
+        await eventually(
+            split,
+            "both detectors to join the group and split the partitions",
+            seconds=90,
+            detail=lambda: tails(procs),
+        )
         await publish(env, 0, 12, faulty={"node-1", "node-6"})
 
         async def both_open() -> bool:
@@ -186,7 +193,7 @@ async def test_two_detectors_share_partitions_and_one_dying_mid_outage_loses_not
                 ("node-6", "open"),
             ]
 
-        await eventually(both_open, "two outages to open", procs)
+        await eventually(both_open, "two outages to open", seconds=90, detail=lambda: tails(procs))
         a.kill()  # whatever partitions it held move to b after the session timeout
         await publish(env, 12, 10, faulty=set())
 
@@ -196,6 +203,11 @@ async def test_two_detectors_share_partitions_and_one_dying_mid_outage_loses_not
                 ("node-6", "resolved"),
             ]
 
-        await eventually(both_resolved, "both outages to resolve on the survivor", procs)
+        await eventually(
+            both_resolved,
+            "both outages to resolve on the survivor",
+            seconds=90,
+            detail=lambda: tails(procs),
+        )
         assert b.stop() == 0
     assert len(await outages(pg)) == 2

@@ -7,9 +7,7 @@ would start them, each with its own ports.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.net import free_port
 from consumers.broker import TOPICS
-from tests.e2e.processes import Component, components
+from tests.e2e.processes import Component, components, tails
 from tests.fixtures.kafka import TopicFactory
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -63,22 +62,27 @@ async def env(
     }
 
 
-async def wait_for(
-    http: httpx.AsyncClient, url: str, procs: tuple[Component, ...], *, status: int = 200
+async def answered(
+    http: httpx.AsyncClient, url: str, procs: tuple[Component, ...]
 ) -> httpx.Response:
-    """GET `url` until it answers `status`; fail with the processes' logs after 45 s."""
-    deadline = time.monotonic() + 45
-    last: Any = None
-    while time.monotonic() < deadline:
+    """GET `url` until it answers 200; fail with the processes' logs after 45 s."""
+    last: list[object] = [None]
+
+    async def get() -> httpx.Response | None:
         try:
-            last = await http.get(url)
-            if last.status_code == status:
-                return last
+            last[0] = response = await http.get(url)
         except httpx.TransportError as exc:
-            last = exc
-        await asyncio.sleep(0.25)
-    logs = "\n".join(f"--- {p.command}\n{p.log()[-2000:]}" for p in procs)
-    pytest.fail(f"{url} never answered {status} (last: {last!r})\n{logs}")
+            last[0] = exc
+            return None
+        return response if response.status_code == 200 else None
+
+    return await eventually(
+        get,
+        f"{url} to answer 200",
+        seconds=45,
+        every=0.25,
+        detail=lambda: f"last: {last[0]!r}\n{tails(procs, 2000)}",
+    )
 
 
 def families(text: str) -> dict[str, Any]:
@@ -112,22 +116,25 @@ async def test_every_process_serves_its_own_metrics_and_the_api_only_on_its_port
         scrapes: dict[str, str] = {}
         async with httpx.AsyncClient(timeout=5) as http:
             for url in urls.values():
-                await wait_for(http, f"{url}/healthz", running)
+                await answered(http, f"{url}/healthz", running)
             # The detector is ready once it has joined its group and holds partitions.
-            ready = await wait_for(http, f"{urls['detector']}/readyz", running)
+            ready = await answered(http, f"{urls['detector']}/readyz", running)
             for name in ("planner", "notifier", "api"):
-                await wait_for(http, f"{urls[name]}/readyz", running)
+                await answered(http, f"{urls[name]}/readyz", running)
             for name, url in urls.items():
                 scrapes[name] = (await http.get(f"{url}/metrics")).text
             with pytest.raises(httpx.ConnectError):
                 await http.get(f"http://127.0.0.1:{ports['api']}/metrics")
             # The API lists its settings token once it has seeded it (in the background).
             http.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
-            for _ in range(40):
+
+            async def listed_with_ops() -> list[dict[str, Any]] | None:
                 tokens = (await http.get(f"{urls['api']}/v1/tokens")).json()
-                if any(t["name"] == "ops" for t in tokens):
-                    break
-                await asyncio.sleep(0.25)
+                return tokens if any(t["name"] == "ops" for t in tokens) else None
+
+            tokens = await eventually(
+                listed_with_ops, "the settings token to be listed", seconds=10, every=0.25
+            )
         for proc in running:
             assert proc.stop() == 0, proc.log()[-2000:]
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +15,10 @@ from app.db import create_engine, session_factory, transaction
 from app.notifications.models import OutboxRow
 from app.notifications.planner import plan_notices
 from notifiers.gateway_sim import SmsGatewaySimulator
-from tests.e2e.processes import Component, components
+from tests.e2e.processes import Component, components, tails
 from tests.factories import open_outage_on_node_17
 from tests.fixtures.db import _empty_all_tables
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -93,15 +92,26 @@ async def test_two_notifiers_and_a_kill_9_mid_fan_out_send_every_notice_exactly_
         with components(a, b, c) as procs:
             a.start()
             b.start()
-            deadline = time.monotonic() + 120
-            while len(gateway.messages) < CUSTOMERS // 4:
-                assert time.monotonic() < deadline, "\n".join(p.log()[-2000:] for p in procs)
-                await asyncio.sleep(0.05)
+            await eventually(
+                lambda: len(gateway.messages) >= CUSTOMERS // 4,
+                "a quarter of the SMS to be sent",
+                seconds=120,
+                every=0.05,
+                detail=lambda: tails(procs, 2000),
+            )
             a.kill()  # mid-batch: some of its rows are claimed and maybe sent, never recorded
             c.start()
-            while (await states(outbox)).get("sent", 0) < CUSTOMERS:
-                assert time.monotonic() < deadline, (await states(outbox), gateway.requests)
-                await asyncio.sleep(0.25)
+
+            async def all_sent() -> bool:
+                return (await states(outbox)).get("sent", 0) >= CUSTOMERS
+
+            await eventually(
+                all_sent,
+                "every row to be sent",
+                seconds=120,
+                every=0.25,
+                detail=lambda: f"gateway requests: {gateway.requests}\n{tails(procs, 2000)}",
+            )
             assert b.stop() == 0 and c.stop() == 0
 
         assert await states(outbox) == {"sent": CUSTOMERS}

@@ -3,6 +3,7 @@ before the first simulated customer calls about it, and nothing healthy is flagg
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from forewarn.scenario import load_scenario
 from forewarn.simnetwork import build_network
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
-from tests.e2e.processes import Component, components
+from tests.e2e.processes import Component, components, wait_healthy
 
 SCENARIOS = sorted(BUNDLED.glob("*.yaml"))
 
@@ -77,18 +78,6 @@ def test_every_ready_scenario_loads_and_builds_a_valid_inventory(path: Path) -> 
     assert scenario.faults and scenario.rule_definitions
 
 
-def _wait_healthy(url: str, process: Component, deadline: float) -> None:
-    while True:
-        assert process.running, process.log()[-3000:]
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, process.log()[-3000:]
-        time.sleep(0.25)
-
-
 @pytest.mark.e2e
 def test_a_short_scenario_is_detected_before_customers_call_and_nothing_else_is_flagged(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
@@ -118,7 +107,7 @@ def test_a_short_scenario_is_detected_before_customers_call_and_nothing_else_is_
         forewarn = Component("all", env, tmp_path, "all")
         with components(forewarn):
             forewarn.start()
-            _wait_healthy(url, forewarn, time.monotonic() + 60)
+            asyncio.run(wait_healthy(url, [forewarn]))
             simulate = subprocess.run(  # noqa: S603 - our own command line
                 [
                     *(sys.executable, "-m", "forewarn", "simulate", str(scenario_file)),

@@ -18,6 +18,7 @@ from app.outages.lifecycle import OutageState, Transition
 from app.outages.service import apply_transition
 from app.rules.service import enabled_rule_specs
 from app.settings import Role
+from tests.factories import make_rule, node_rule
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 
 pytestmark = pytest.mark.integration
@@ -44,70 +45,11 @@ INVENTORY: dict[str, Any] = {
 }
 
 RULES = [
-    {
-        "name": "olt-port-los",
-        "kind": "alarm",
-        "metric": "olt.los",
-        "scope": "node",
-        "match": {"severity": "critical"},
-        "clear_metric": "olt.los_clear",
-        "severity": "critical",
-        "services": ["internet", "tv", "voice"],
-    },
-    {
-        "name": "modems-silent",
-        "kind": "absence",
-        "metric": "cpe.heartbeat",
-        "scope": "node",
-        "expected_interval": "60s",
-        "missed_intervals": 3,
-        "threshold": 0.5,
-        "clear_threshold": 0.2,
-        "min_devices": 10,
-        "for": "0s",
-        "confirm_after": "60s",
-        "severity": "major",
-        "services": ["internet", "tv", "voice"],
-    },
-    {
-        "name": "tv-signal-poor",
-        "kind": "threshold",
-        "metric": "stb.snr_db",
-        "scope": "node",
-        "aggregate": "p50",
-        "window": "5m",
-        "op": "<",
-        "threshold": 25,
-        "clear_threshold": 28,
-        "min_samples": 20,
-        "for": "2m",
-        "confirm_after": "0s",
-        "severity": "minor",
-        "services": ["tv"],
-    },
-    {
-        "name": "calls-spike",
-        "kind": "contacts_spike",
-        "scope": "node",
-        "window": "10m",
-        "factor": 4,
-        "min_contacts": 5,
-        "severity": "major",
-        "services": ["internet"],
-    },
-    {
-        "name": "modems-down-on-node",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "scope": "node",
-        "threshold": 0.3,
-        "clear_threshold": 0.1,
-        "min_devices": 10,
-        "for": "30s",
-        "confirm_after": "0s",
-        "severity": "major",
-        "services": ["internet"],
-    },
+    make_rule("alarm"),
+    make_rule("absence"),
+    make_rule("threshold"),
+    make_rule("contacts_spike"),
+    node_rule(),
 ]
 
 

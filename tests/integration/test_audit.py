@@ -14,6 +14,7 @@ from app.audit.service import record
 from app.db import transaction
 from app.rules.apply import apply_rules, parse_rules_file
 from app.settings import Role
+from tests.clock import FakeClock
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 from tests.integration.test_api import INVENTORY, RULES, _open_outage
 
@@ -167,10 +168,12 @@ async def test_the_log_is_filtered_newest_first_and_needs_an_engineer(
     client: ClientFactory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     at = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    clock = FakeClock(at)
     async with transaction(sessions) as session:
         for minute, (actor, entity, entity_id) in enumerate(
             [("a", "rule", "1"), ("b", "rule", "2"), ("a", "outage", "x"), ("a", "rule", "1")]
         ):
+            clock.now = at + timedelta(minutes=minute)
             await record(
                 session=session,
                 actor=actor,
@@ -179,7 +182,7 @@ async def test_the_log_is_filtered_newest_first_and_needs_an_engineer(
                 entity_id=entity_id,
                 before=None,
                 after={"n": minute},
-                clock=lambda minute=minute: at + timedelta(minutes=minute),
+                clock=clock,
             )
 
     def numbers(entries: list[dict[str, Any]]) -> list[int]:

@@ -16,25 +16,22 @@ from typer.testing import CliRunner
 
 from app.settings import Role
 from consumers.broker import TOPICS
+from tests.factories import make_rule
 from tests.fixtures.kafka import TopicFactory
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 
 pytestmark = pytest.mark.integration
 
 T0_MS = int(time.time() * 1000) - 3_600_000
-RULE = {
-    "name": "modems-down-on-node",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "min_devices": 10,
-    "for": "30s",
-    "confirm_after": "60s",
-    "severity": "major",
-    "services": ["internet"],
-    "enabled": False,
-}
+RULE = make_rule(
+    name="modems-down-on-node",
+    min_devices=10,
+    for_="30s",
+    confirm_after="60s",
+    severity="major",
+    services=["internet"],
+    enabled=False,
+)
 NODES = ["node-1", "node-2"]
 
 

@@ -18,21 +18,13 @@ from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
 from app.settings import Settings
 from consumers.telemetry import Detector
-from tests.factories import detector_running, seed_modems_and_rule
+from tests.factories import detector_running, make_rule, seed_modems_and_rule
 from tests.fixtures.kafka import TopicFactory
-from tests.reliability.processes import eventually
 from tests.restarting_postgres import RestartingPostgres
+from tests.waiting import eventually
 
 RULE = RatioDownRule.model_validate(
-    {
-        "name": "modems-down",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "threshold": 0.5,
-        "clear_threshold": 0.2,
-        "min_devices": 4,
-        "for": "0s",
-    }
+    make_rule(threshold=0.5, clear_threshold=0.2, min_devices=4, for_="0s")
 )
 
 
@@ -85,7 +77,7 @@ async def test_a_detector_started_while_postgresql_restarts_waits_for_it_then_de
     running: Running, db_engine: AsyncEngine, kafka_bootstrap: str
 ) -> None:
     postgres, task = running.postgres, running.task
-    await eventually(lambda: postgres.refused >= 3 or task.done(), "three refusals")
+    await eventually(lambda: postgres.refused >= 3 or task.done(), "three refusals", seconds=90)
     assert not task.done(), "the detector gave up while PostgreSQL was starting"
     postgres.start()
     await _all_modems_down(kafka_bootstrap, running.settings.topic("telemetry"))
@@ -104,13 +96,17 @@ async def test_a_batch_read_while_a_rebalance_cannot_reach_postgresql_is_read_ag
     it holds the only readings that show the outage."""
     postgres, settings = running.postgres, running.settings
     postgres.start()
-    await eventually(lambda: running.detector.assigned, "the detector to join its group")
+    await eventually(
+        lambda: running.detector.assigned, "the detector to join its group", seconds=90
+    )
     postgres.stop()
     await _rebalance(kafka_bootstrap, settings, [settings.topic(n) for n in TOPICS[:2]])
     refused = postgres.refused
     await _all_modems_down(kafka_bootstrap, settings.topic("telemetry"))
     # Each try reads the batch, fails to reconcile and goes back for it.
-    await eventually(lambda: postgres.refused >= refused + 3, "three reconcile attempts")
+    await eventually(
+        lambda: postgres.refused >= refused + 3, "three reconcile attempts", seconds=90
+    )
     postgres.start()
     await eventually(lambda: _open_outages(db_engine), "the outage to open", seconds=60)
 
@@ -129,7 +125,7 @@ async def _rebalance(bootstrap: str, settings: Settings, topics: list[str]) -> N
     )
     await member.start()
     try:
-        await eventually(lambda: member.assignment() is not None, "the member to join")
+        await eventually(lambda: member.assignment() is not None, "the member to join", seconds=90)
         await member.getmany(timeout_ms=1000)
     finally:
         await member.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,24 +24,14 @@ from consumers.broker import TOPICS
 from forewarn.runtime import Runtime, run_until_stopped
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
+from tests.factories import node_rule
 from tests.fixtures.kafka import TopicFactory
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "slice-admin-token-0123456789"
-RULE = {
-    "name": "modems-down-on-node",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "scope": "node",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "min_devices": 10,
-    "for": "30s",
-    "confirm_after": "0s",
-    "severity": "major",
-    "services": ["internet"],
-}
+RULE = node_rule()
 
 
 def inventory() -> dict[str, Any]:
@@ -177,14 +167,6 @@ async def publish(settings: Settings, ts_ms: int, down: set[int], node_devices: 
         await producer.flush()
     finally:
         await producer.stop()
-
-
-async def eventually(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_modems_down_on_a_node_notify_its_customers_then_tell_them_it_is_resolved(

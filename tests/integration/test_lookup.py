@@ -24,6 +24,7 @@ from app.rules.schemas import RatioDownRule
 from app.rules.service import create_rule
 from app.settings import Role
 from consumers.contact_sink import KafkaContactSink
+from tests.factories import make_rule
 from tests.fixtures.kafka import TopicFactory
 from tests.integration.api_client import TOKENS, ClientFactory, api_settings, client_factory
 
@@ -61,15 +62,7 @@ CUSTOMER_IDS = ("c-1", "c-2", "c-3")
 
 
 def _rule(name: str) -> RatioDownRule:
-    return RatioDownRule.model_validate(
-        {
-            "name": name,
-            "kind": "ratio_down",
-            "metric": "cpe.online",
-            "threshold": 0.3,
-            "clear_threshold": 0.1,
-        }
-    )
+    return RatioDownRule.model_validate(make_rule(name=name))
 
 
 async def _move(

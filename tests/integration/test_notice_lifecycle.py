@@ -27,19 +27,13 @@ from notifiers.dispatcher import Dispatcher
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
 from notifiers.smtp_sink import SmtpSink
+from tests.clock import FakeClock
+from tests.factories import make_inventory, make_rule
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 
 pytestmark = pytest.mark.integration
 
-RULE = {
-    "name": "modems-down",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "severity": "major",
-    "services": ["internet"],
-}
+RULE = make_rule(severity="major", services=["internet"])
 
 
 def customer(i: int, **changes: Any) -> dict[str, Any]:
@@ -54,35 +48,6 @@ def customer(i: int, **changes: Any) -> dict[str, Any]:
         "devices": [f"cpe-{i}"],
     }
     return {**base, **changes}
-
-
-def inventory(customers: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "nodes": [
-            {"id": "north", "level": "region"},
-            {"id": "hub-1", "level": "hub", "parent": "north"},
-            {"id": "node-17", "level": "node", "parent": "hub-1"},
-        ],
-        "devices": [
-            {"id": c["devices"][0], "node": "node-17", "services": ["internet", "tv"]}
-            for c in customers
-        ],
-        "customers": customers,
-    }
-
-
-class Clock:
-    """Wall time and monotonic time, both moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.start = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return (self.now - self.start).total_seconds()
 
 
 @pytest.fixture
@@ -101,7 +66,7 @@ async def world(
         resolve_hold_minutes=10,
         circuit_failure_threshold=3,
     )
-    clock = Clock(datetime.now(UTC).replace(microsecond=0))
+    clock = FakeClock()
     dispatcher = Dispatcher(
         sessions=sessions,
         channels=build_channels(settings),
@@ -124,7 +89,7 @@ async def setup(world: dict[str, Any], customers: list[dict[str, Any]]) -> tuple
     """Load the inventory and the rule, open an outage on node-17 and plan its notices."""
     client: ClientFactory = world["client"]
     async with client() as api:
-        assert (await api.put("/v1/inventory", json=inventory(customers))).status_code == 200
+        assert (await api.put("/v1/inventory", json=make_inventory(customers))).status_code == 200
         rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
     event = await transition(world, rule_id, OutageState.OPEN, world["clock"].now)
     return rule_id, event.outage_id
@@ -151,7 +116,7 @@ async def transition(
                 services=("internet",),
             ),
             next_update_interval=settings.next_update_interval,
-            clock=lambda: world["clock"].now,
+            clock=world["clock"],
         )
         assert event is not None
         policy = PlanPolicy(resolve_hold=timedelta(minutes=settings.resolve_hold_minutes))
@@ -226,12 +191,12 @@ async def test_a_promise_that_falls_due_sends_a_still_working_update_and_a_surve
     world: dict[str, Any], sms_gateway: SmsGatewaySimulator
 ) -> None:
     rule_id, outage_id = await setup(world, [customer(1)])
-    clock: Clock = world["clock"]
+    clock: FakeClock = world["clock"]
     planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
     await drain(world)
 
     await planner.keep_promises()  # nothing is due yet
-    clock.now += timedelta(minutes=31)
+    clock.advance(timedelta(minutes=31))
     await planner.keep_promises()
     await planner.keep_promises()  # ... and it is posted once
     await drain(world)
@@ -239,9 +204,9 @@ async def test_a_promise_that_falls_due_sends_a_still_working_update_and_a_surve
     assert "still working" in update and "Kunde1" in update
 
     await transition(world, rule_id, OutageState.RESOLVED, clock.now)
-    clock.now += timedelta(minutes=11)  # the resolved notice is held 10 minutes
+    clock.advance(timedelta(minutes=11))  # the resolved notice is held 10 minutes
     await drain(world)
-    clock.now += timedelta(minutes=60)
+    clock.advance(timedelta(minutes=60))
     await planner.keep_promises()
     await drain(world)
     stages = [(r.stage, r.sequence, r.state) for r in await rows(world)]
@@ -260,7 +225,7 @@ async def test_a_promise_that_falls_due_sends_a_still_working_update_and_a_surve
 async def test_quiet_hours_hold_the_news_and_a_night_outage_becomes_one_morning_notice(
     world: dict[str, Any], sms_gateway: SmsGatewaySimulator
 ) -> None:
-    clock: Clock = world["clock"]
+    clock: FakeClock = world["clock"]
     clock.now = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 02:00 in Berlin
     night_owl = customer(1, quiet_hours={"start": "22:00", "end": "07:00"})
     priority = customer(2, quiet_hours={"start": "22:00", "end": "07:00"}, priority=True)
@@ -268,7 +233,7 @@ async def test_quiet_hours_hold_the_news_and_a_night_outage_becomes_one_morning_
     await drain(world)
     assert [m.to for m in sms_gateway.messages] == ["+4915110000002"]  # priority: at once
 
-    clock.now += timedelta(hours=2)
+    clock.advance(timedelta(hours=2))
     await transition(world, rule_id, OutageState.RESOLVED, clock.now)
     clock.now = datetime(2026, 11, 24, 6, 0, 1, tzinfo=UTC)  # 07:00:01 in Berlin
     await drain(world)
@@ -288,13 +253,13 @@ async def test_quiet_hours_hold_the_news_and_a_night_outage_becomes_one_morning_
 async def test_a_clear_that_does_not_hold_tells_nobody_resolved_then_down_again(
     world: dict[str, Any], sms_gateway: SmsGatewaySimulator
 ) -> None:
-    clock: Clock = world["clock"]
+    clock: FakeClock = world["clock"]
     rule_id, first_id = await setup(world, [customer(1)])
     await drain(world)
     await transition(world, rule_id, OutageState.RESOLVED, clock.now)
-    clock.now += timedelta(minutes=3)  # the clear held only 3 of the 10 minutes
+    clock.advance(timedelta(minutes=3))  # the clear held only 3 of the 10 minutes
     second = await transition(world, rule_id, OutageState.OPEN, clock.now)
-    clock.now += timedelta(minutes=20)
+    clock.advance(timedelta(minutes=20))
     await drain(world)
 
     states = {(r.outage_id, r.stage): r.state for r in await rows(world)}
@@ -305,7 +270,7 @@ async def test_a_clear_that_does_not_hold_tells_nobody_resolved_then_down_again(
     }
     assert len(sms_gateway.messages) == 1
     await transition(world, rule_id, OutageState.RESOLVED, clock.now)
-    clock.now += timedelta(minutes=11)
+    clock.advance(timedelta(minutes=11))
     await drain(world)
     assert len(sms_gateway.messages) == 2  # told once it is really over
 
@@ -317,10 +282,10 @@ async def test_a_bounced_only_channel_falls_back_to_sms(
     _, outage_id = await setup(world, [mailer])
     smtp_server.refuse(True)  # 451: temporary, retried with backoff ...
     dispatcher: Dispatcher = world["dispatcher"]
-    clock: Clock = world["clock"]
+    clock: FakeClock = world["clock"]
     for _ in range(world["settings"].dispatch_max_attempts):
         await dispatcher.dispatch_once()
-        clock.now += timedelta(hours=1)
+        clock.advance(timedelta(hours=1))
     await drain(world)
     channels = {(r.channel, r.state) for r in await rows(world)}
     assert channels == {("email", "failed"), ("sms", "sent")}
@@ -334,7 +299,7 @@ async def test_a_failing_gateway_opens_the_circuit_and_nothing_is_lost(
     sms_gateway.fail_next(3, status=503)
     dispatcher: Dispatcher = world["dispatcher"]
     dispatcher.settings = dispatcher.settings.model_copy(update={"dispatch_batch_size": 1})
-    clock: Clock = world["clock"]
+    clock: FakeClock = world["clock"]
     for _ in range(5):
         await dispatcher.dispatch_once()
     requests_while_open = sms_gateway.requests
@@ -343,7 +308,7 @@ async def test_a_failing_gateway_opens_the_circuit_and_nothing_is_lost(
     assert "circuit_open" in errors
     waiting = [r for r in await rows(world) if r.last_error == "circuit_open"]
     assert waiting and all(r.attempts == 0 for r in waiting)  # not called: not an attempt
-    clock.now += timedelta(hours=1)  # past the retry times and the breaker's reset
+    clock.advance(timedelta(hours=1))  # past the retry times and the breaker's reset
     await drain(world)
     assert len({m.to for m in sms_gateway.messages}) == 6
 
@@ -351,12 +316,12 @@ async def test_a_failing_gateway_opens_the_circuit_and_nothing_is_lost(
 async def test_planned_work_is_announced_started_and_completed_with_its_own_page(
     world: dict[str, Any], sms_gateway: SmsGatewaySimulator
 ) -> None:
-    clock: Clock = world["clock"]
+    clock: FakeClock = world["clock"]
     client: ClientFactory = world["client"]
     customers = [customer(0), customer(1)]
     start = clock.now + timedelta(hours=2)
     async with client() as api:
-        assert (await api.put("/v1/inventory", json=inventory(customers))).status_code == 200
+        assert (await api.put("/v1/inventory", json=make_inventory(customers))).status_code == 200
         created = await api.post(
             "/v1/maintenance",
             json={
@@ -396,23 +361,23 @@ async def test_planned_work_is_announced_started_and_completed_with_its_own_page
 async def test_two_rules_on_one_place_make_one_we_know_and_one_fixed(
     world: dict[str, Any], sms_gateway: SmsGatewaySimulator
 ) -> None:
-    clock: Clock = world["clock"]
+    clock: FakeClock = world["clock"]
     first_rule, _ = await setup(world, [customer(1)])
     client: ClientFactory = world["client"]
     async with client() as api:
         second_rule = (await api.post("/v1/rules", json={**RULE, "name": "calls-up"})).json()["id"]
     await transition(world, second_rule, OutageState.OPEN, clock.now)
-    clock.now += timedelta(minutes=1)
+    clock.advance(timedelta(minutes=1))
     await drain(world)
     assert len(sms_gateway.messages) == 1  # one "we know", not two
 
     await transition(world, first_rule, OutageState.RESOLVED, clock.now)
-    clock.now += timedelta(minutes=11)
+    clock.advance(timedelta(minutes=11))
     await drain(world)
     assert len(sms_gateway.messages) == 1  # the other outage still holds: not "fixed" yet
 
     await transition(world, second_rule, OutageState.RESOLVED, clock.now)
-    clock.now += timedelta(minutes=11)
+    clock.advance(timedelta(minutes=11))
     await drain(world)
     assert len(sms_gateway.messages) == 2  # ... and "fixed" once, when both are over
 
@@ -420,12 +385,12 @@ async def test_two_rules_on_one_place_make_one_we_know_and_one_fixed(
 async def test_a_notice_waiting_for_a_retry_is_not_mistaken_for_one_held_for_the_night(
     world: dict[str, Any], sms_gateway: SmsGatewaySimulator
 ) -> None:
-    clock: Clock = world["clock"]
+    clock: FakeClock = world["clock"]
     rule_id, _ = await setup(world, [customer(1)])
     sms_gateway.fail_next(1, status=503)
     await world["dispatcher"].dispatch_once()  # fails: retried after a backoff
     await transition(world, rule_id, OutageState.RESOLVED, clock.now)
-    clock.now += timedelta(hours=1)
+    clock.advance(timedelta(hours=1))
     await drain(world)
     stages = sorted((r.stage, r.state) for r in await rows(world))
     assert stages == [("detected", "sent"), ("resolved", "sent")]

@@ -23,6 +23,7 @@ from forewarn.cli import app as cli
 from forewarn.probes import MetricsPortError, bind_metrics_port, create_probe_app, process_checks
 from forewarn.runtime import Runtime, run_until_stopped
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -133,14 +134,14 @@ async def test_a_process_without_the_api_serves_probes_on_the_metrics_port_until
     running = asyncio.create_task(run_until_stopped(runtime, ("notifier",), stop))
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-        for _ in range(100):
+
+        async def scraped() -> httpx.Response | None:
             try:
-                metrics = await http.get("/metrics")
-                break
+                return await http.get("/metrics")
             except httpx.ConnectError:
-                await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the probe server never listened")
+                return None
+
+        metrics = await eventually(scraped, "the probe server to listen", seconds=10, every=0.05)
         ready = await http.get("/readyz")
     stop.set()
     await asyncio.wait_for(running, 20)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
@@ -16,6 +16,7 @@ from app.outages.lifecycle import OutageState, Transition
 from app.outages.models import Outage, TimelineEntry
 from app.outages.service import active_outages, apply_transition, apply_transitions
 from app.rules.models import Rule
+from tests.waiting import eventually
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 INTERVAL = timedelta(minutes=30)
@@ -311,13 +312,24 @@ async def test_an_outage_another_detector_opens_during_the_flush_is_followed_not
                 on_node("node-18", OutageState.OPEN),
             )
         )
-        await asyncio.sleep(0.5)  # ours is waiting for node-18's lock
+
+        async def ours_waits_for_a_lock() -> bool:
+            async with sessions() as probe:
+                return bool(await probe.scalar(text(WAITING_FOR_A_LOCK)))
+
+        await eventually(ours_waits_for_a_lock, "our flush to wait for node-18's lock", seconds=10)
         assert not ours.done()
         await other.commit()
     events = await ours
     assert await outage_count(sessions) == 2
     assert [e.outage_id for e in events if e is not None][0] == theirs[0].outage_id  # type: ignore[union-attr]
     assert [e.state for e in events if e is not None] == [OutageState.OPEN, OutageState.OPEN]
+
+
+WAITING_FOR_A_LOCK = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'
+"""
 
 
 def on_node(scope_id: str, state: OutageState) -> Transition:

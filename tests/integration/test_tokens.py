@@ -28,6 +28,7 @@ from app.tokens.service import (
     stored_token_lookup,
 )
 from forewarn.cli import app as cli
+from tests.clock import FakeClock
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 from tests.integration.test_api import RULES
 
@@ -115,16 +116,16 @@ async def test_another_process_stops_accepting_a_revoked_token_when_its_cache_ex
 ) -> None:
     async with transaction(sessions) as session:
         token = await create_token(session=session, name="dash", role=Role.VIEWER, actor="t")
-    now = [1000.0]
-    other = TokenRegistry((), lookup=stored_token_lookup(sessions), monotonic=lambda: now[0])
+    clock = FakeClock(monotonic_start=1000.0)
+    other = TokenRegistry((), lookup=stored_token_lookup(sessions), monotonic=clock.monotonic)
     header = f"Bearer {token}"
 
     assert (await other.authenticate(header)).name == "dash"
     async with transaction(sessions) as session:
         await revoke_token(session=session, name="dash", actor="t")
-    now[0] += 29.0
+    clock.advance(29.0)
     assert (await other.authenticate(header)).role is Role.VIEWER  # still cached
-    now[0] += 2.0
+    clock.advance(2.0)
     with pytest.raises(UnauthenticatedError):
         await other.authenticate(header)
 
@@ -136,11 +137,12 @@ async def test_last_use_is_noted_at_most_once_a_minute(
     async with transaction(sessions) as session:
         token = await create_token(session=session, name="dash", role=Role.VIEWER, actor="t")
     digest = hashlib.sha256(token.encode()).digest()
+    clock = FakeClock(start)
     seen = []
     for seconds in (0, 30, 59, 61, 90):
-        at = start + timedelta(seconds=seconds)
+        clock.now = start + timedelta(seconds=seconds)
         async with transaction(sessions) as session:
-            row = await find_token(session=session, digest=digest, clock=lambda at=at: at)
+            row = await find_token(session=session, digest=digest, clock=clock)
             assert row is not None
             seen.append(row.last_used_at)
     assert seen == [start] * 3 + [start + timedelta(seconds=61)] * 2

@@ -58,6 +58,12 @@ class WebhookReceiver:
         self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def failures_left(self) -> int:
+        """How many of the failures `fail_next` queued are still to be answered."""
+        with self._lock:
+            return len(self._fail)
+
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
         """Answer the next request with `status` and `headers` instead of accepting it."""
         with self._lock:

@@ -36,16 +36,12 @@ from app.outages.models import Outage
 from consumers.broker import TOPICS, ensure_topics
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
-from tests.e2e.processes import Component
+from tests.e2e.processes import Component, logged, tails, wait_healthy
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.processes import (
     Failed,
     api_component,
-    eventually,
-    logged,
     scrape,
-    tails,
-    wait_healthy,
 )
 from tests.reliability.storm import (
     ADMIN_TOKEN,
@@ -56,6 +52,7 @@ from tests.reliability.storm import (
     outage_record,
     row_record,
 )
+from tests.waiting import eventually
 
 HUBS, NODES_PER_HUB = 4, 5
 FAULT_EVERY, FAULT_LASTS, FIRST_FAULT = 15.0, 8.0, 5.0
@@ -237,8 +234,8 @@ async def run_load(
         await eventually(
             lambda: logged(procs["detector"], "partitions assigned"),
             "the detector to join its group",
-            everyone,
             seconds=90,
+            detail=lambda: tails(everyone),
         )
         await producer.start()
         started = time.monotonic()
@@ -266,7 +263,9 @@ async def run_load(
             async def caught_up() -> bool:
                 return await consumed(client, metrics_url, telemetry) >= produced[0]
 
-            await eventually(caught_up, "the detector to catch up", everyone, 60)
+            await eventually(
+                caught_up, "the detector to catch up", seconds=60, detail=lambda: tails(everyone)
+            )
             final = await consumed(client, metrics_url, telemetry)
             catch_up = time.monotonic() - finished
 
@@ -282,7 +281,13 @@ async def run_load(
                 and (waiting is None)
             )
 
-        await eventually(drained, "every outage resolved, the outbox drained", everyone, 120, 1.0)
+        await eventually(
+            drained,
+            "every outage resolved, the outbox drained",
+            seconds=120,
+            every=1.0,
+            detail=lambda: tails(everyone),
+        )
         await asyncio.sleep(1.0)  # a late duplicate, if any, would arrive now
         for role in ports:
             exit_codes[role] = procs[role].stop()

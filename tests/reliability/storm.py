@@ -37,17 +37,15 @@ from consumers.broker import TOPICS, EmbeddedBroker, ensure_topics
 from notifiers.dispatcher import ClaimedRow, idempotency_key
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.smtp_sink import SmtpSink
-from tests.e2e.processes import Component
+from tests.e2e.processes import Component, json_lines, logged, tails, wait_healthy
+from tests.factories import node_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.processes import (
     Failed,
     api_component,
-    eventually,
-    json_lines,
-    logged,
-    wait_healthy,
 )
 from tests.reliability.services import LocalPostgres, freeze, thaw
+from tests.waiting import eventually
 
 ADMIN_TOKEN = "storm-admin-token-0123456789"
 LINK_SECRET = "storm-link-secret"
@@ -63,21 +61,9 @@ CHANNELS = (("sms", "email"), ("sms", "email"), ("sms",), ("email",))
 FAULTS = {"hub-1-node-2": (4.0, 55.0), "hub-1-node-3": (4.0, 55.0), "hub-2-node-1": (14.0, 65.0)}
 # When the nodes start coming back: the faults of the clearing phase begin here.
 CLEARING = 53.0
-RULE: dict[str, Any] = {
-    "name": "modems-down-on-node",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "scope": "node",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "min_devices": 10,
-    "for": "6s",
-    "confirm_after": "0s",
-    "severity": "major",
-    # A TV outage leaves both channels working (e-mail needs `internet`, SMS `mobile`), so
-    # every customer is told on every channel they listed.
-    "services": ["tv"],
-}
+# A TV outage leaves both channels working (e-mail needs `internet`, SMS `mobile`), so every
+# customer is told on every channel they listed.
+RULE: dict[str, Any] = node_rule(for_="6s", services=["tv"])
 
 
 @dataclass
@@ -382,8 +368,8 @@ async def run_storm(
         await eventually(
             lambda: logged(stack.procs["detector"], "partitions assigned"),
             "the detector to join its group",
-            stack.all,
             seconds=90,
+            detail=lambda: tails(stack.all),
         )
         startup_seconds = time.monotonic() - began
         await producer.start()
@@ -431,7 +417,13 @@ async def run_storm(
             resolved = {o.scope_id for o in outages if o.state == "resolved"}
             return resolved >= set(FAULTS)
 
-        await eventually(all_resolved, "every outage to resolve", stack.all, seconds=120, every=1)
+        await eventually(
+            all_resolved,
+            "every outage to resolve",
+            seconds=120,
+            every=1,
+            detail=lambda: tails(stack.all),
+        )
         note("all outages resolved")
         telemetry_stop.set()
         await publisher
@@ -454,7 +446,11 @@ async def run_storm(
             return len(rows) >= len(expected) and not waiting
 
         await eventually(
-            drained, "the outbox to drain", stack.all, seconds=180 + 30 * scale, every=1
+            drained,
+            "the outbox to drain",
+            seconds=180 + 30 * scale,
+            every=1,
+            detail=lambda: tails(stack.all),
         )
         note("outbox drained")
         drain_seconds = timeline[-1][0] - next(
@@ -600,16 +596,13 @@ class Storm:
             await self.kill_and_restart(role)
 
     async def until(self, check: Callable[[], Any], seconds: float) -> bool:
-        """Wait until `check()` is truthy (it may be a coroutine) or `seconds` pass."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.stopping.is_set():
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return True
-            await asyncio.sleep(0.1)
-        return False
+        """Wait until `check()` is truthy (it may be a coroutine); False if `seconds` pass or
+        the storm stops first."""
+        try:
+            await eventually(lambda: self.stopping.is_set() or check(), "a fault", seconds=seconds)
+        except AssertionError:
+            return False
+        return not self.stopping.is_set()
 
     async def refused_emails(self, stage: str) -> int:
         async with self.sessions() as session:

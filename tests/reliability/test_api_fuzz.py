@@ -26,11 +26,12 @@ from app.links import unsubscribe_token
 from app.migrate import upgrade_to_head
 from app.outages.lifecycle import OutageState, Transition
 from app.outages.service import apply_transition
-from tests.e2e.processes import components
+from tests.e2e.processes import components, tails, wait_healthy
+from tests.factories import make_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 from tests.reliability.figures import record, scale
-from tests.reliability.processes import api_component, tails, wait_healthy
+from tests.reliability.processes import api_component
 
 schemathesis = pytest.importorskip(
     "schemathesis",
@@ -69,14 +70,7 @@ INVENTORY: dict[str, Any] = {
 }
 GOOD_EVENT = {"ts": 1_795_000_000_000, "device_id": "cpe-1", "metric": "cpe.online", "value": 1}
 LIST_CHANNEL_CONTACT = {"ts": 1_795_000_000_000, "customer_id": "c-1", "channel": []}
-RULE: dict[str, Any] = {
-    "name": "modems-down",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "services": ["internet"],
-}
+RULE: dict[str, Any] = make_rule(services=["internet"])
 
 
 async def seed(url: str, database_url: str) -> dict[str, str]:

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from app.webhooks import twilio
+from tests.e2e.processes import json_lines
 from tests.reliability.conftest import STORM_TIMEOUT
 from tests.reliability.figures import record
-from tests.reliability.processes import json_lines
 from tests.reliability.storm import StormResult
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(STORM_TIMEOUT)]

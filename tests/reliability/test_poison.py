@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory, transaction
+from app.detection.exceptions import DecodeError
 from app.net import free_port
 from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
@@ -32,12 +33,13 @@ from app.settings import Settings
 from consumers.broker import TOPICS, ensure_topics
 from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
-from tests.e2e.processes import Component, components
-from tests.factories import detector_running, seed_modems_and_rule
+from tests.e2e.processes import Component, components, json_lines, logged, tails
+from tests.factories import detector_running, make_rule, seed_modems_and_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.corpus import FAST_PATH_POISON, MiB, corpus
 from tests.reliability.figures import record, scale
-from tests.reliability.processes import eventually, json_lines, logged, scrape, tails
+from tests.reliability.processes import scrape
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.reliability
 
@@ -47,17 +49,9 @@ PER_NODE = 20
 TICK_MS = 5_000
 TICKS = 10  # 50 s of event time: the rule's `for` (20 s) is over well before the end
 RULE = RatioDownRule.model_validate(
-    {
-        "name": "modems-down-on-node",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "scope": "node",
-        "threshold": 0.3,
-        "clear_threshold": 0.1,
-        "min_devices": 10,
-        "for": "20s",
-        "services": ["internet"],
-    }
+    make_rule(
+        name="modems-down-on-node", scope="node", min_devices=10, for_="20s", services=["internet"]
+    )
 )
 
 
@@ -90,6 +84,18 @@ def good_tick(base_ms: int, tick: int, ghosts: int = 0) -> list[tuple[bytes, byt
 
 def big_producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 * MiB)
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    """Send these (key, value) messages to `topic` and flush."""
+    producer = big_producer(bootstrap)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 async def read_dlq(
@@ -164,7 +170,10 @@ async def test_every_poison_message_lands_in_the_dlq_with_its_reason_and_the_out
     with components(detector) as procs:
         detector.start()
         await eventually(
-            lambda: logged(detector, "partitions assigned"), "partitions", procs, seconds=60
+            lambda: logged(detector, "partitions assigned"),
+            "partitions",
+            seconds=60,
+            detail=lambda: tails(procs),
         )
         producer = big_producer(kafka_bootstrap)
         await producer.start()
@@ -187,7 +196,13 @@ async def test_every_poison_message_lands_in_the_dlq_with_its_reason_and_the_out
             opened = [o for o in await outages(pg) if o.state == "open"]
             return bool(opened) and len(await read_dlq(kafka_bootstrap, dlq, 1.0)) >= len(items)
 
-        await eventually(all_dead_lettered_and_open, "the DLQ and the outage", procs, 90, 1.0)
+        await eventually(
+            all_dead_lettered_and_open,
+            "the DLQ and the outage",
+            seconds=90,
+            every=1.0,
+            detail=lambda: tails(procs),
+        )
         seconds = time.monotonic() - started
         await asyncio.sleep(1.0)  # anything still to come would be a ghost reading, wrongly
         records = await read_dlq(kafka_bootstrap, dlq, 2.0)
@@ -271,6 +286,16 @@ class InProcess:
         return self.sample("forewarn_messages_skipped_total", consumer="detector", reason="error")
 
 
+async def dead_lettered(run: InProcess, count: int) -> None:
+    """Wait for `count` dead letters, then check no batch failed (and so lost its messages)."""
+    await eventually(
+        lambda: run.dlq_writes() >= count or run.failed_batches() > 0,
+        f"{count} dead letter(s), or a failed batch",
+        seconds=60,
+    )
+    assert run.failed_batches() == 0, "a batch failed: its messages were consumed and dropped"
+
+
 @contextlib.asynccontextmanager
 async def in_process_detector(
     sqlite_url: str, bootstrap: str, prefix: str
@@ -297,12 +322,6 @@ async def in_process_detector(
         await engine.dispose()
 
 
-async def wait_for(check: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check() and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-
-
 async def test_a_reading_from_a_device_missing_from_the_inventory_is_counted_unscoped(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -322,7 +341,7 @@ async def test_a_reading_from_a_device_missing_from_the_inventory_is_counted_uns
             await producer.flush()
         finally:
             await producer.stop()
-        await wait_for(lambda: run.consumed() >= sent, 60)
+        await eventually(lambda: run.consumed() >= sent, "every reading consumed", seconds=60)
         await asyncio.sleep(0.5)
         assert run.consumed() == sent
         assert run.detector.engine.unscoped == 3 * 4
@@ -334,21 +353,12 @@ async def test_a_reading_from_a_device_missing_from_the_inventory_is_counted_uns
 async def test_a_two_mib_message_is_dead_lettered_and_its_batch_is_not_lost(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    telemetry = f"{topic_prefix}telemetry"
-    producer = big_producer(kafka_bootstrap)
     async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
-        await producer.start()
-        try:
-            base_ms = int(time.time() * 1000) - 600_000
-            for key, value in good_tick(base_ms, 0):
-                await producer.send(telemetry, value, key=key)
-            huge = b'{"ts": 1795000000000, "pad": "' + b"x" * (2 * MiB) + b'"}'
-            await producer.send(telemetry, huge, key=b"two-mib")
-            await producer.flush()
-        finally:
-            await producer.stop()
-        await wait_for(lambda: run.dlq_writes() > 0 or run.failed_batches() > 0, 60)
-        assert run.failed_batches() == 0, "a batch failed: its messages were consumed and dropped"
+        base_ms = int(time.time() * 1000) - 600_000
+        huge = b'{"ts": 1795000000000, "pad": "' + b"x" * (2 * MiB) + b'"}'
+        messages = [*good_tick(base_ms, 0), (b"two-mib", huge)]
+        await produce(kafka_bootstrap, f"{topic_prefix}telemetry", messages)
+        await dead_lettered(run, 1)
     [dead] = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     assert header(dead, "reason") == "too_large"
 
@@ -356,23 +366,11 @@ async def test_a_two_mib_message_is_dead_lettered_and_its_batch_is_not_lost(
 async def test_what_trips_the_hot_path_is_dead_lettered_and_its_batch_is_not_lost(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    telemetry = f"{topic_prefix}telemetry"
-    producer = big_producer(kafka_bootstrap)
     async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
-        await producer.start()
-        try:
-            base_ms = int(time.time() * 1000) - 600_000
-            for key, value in good_tick(base_ms, 0):
-                await producer.send(telemetry, value, key=key)
-            for item in FAST_PATH_POISON:
-                await producer.send(telemetry, item.value, key=item.name.encode())
-            await producer.flush()
-        finally:
-            await producer.stop()
-        await wait_for(
-            lambda: run.dlq_writes() >= len(FAST_PATH_POISON) or run.failed_batches() > 0, 60
-        )
-        assert run.failed_batches() == 0, "a batch failed: its messages were consumed and dropped"
+        base_ms = int(time.time() * 1000) - 600_000
+        poison = [(item.name.encode(), item.value) for item in FAST_PATH_POISON]
+        await produce(kafka_bootstrap, f"{topic_prefix}telemetry", good_tick(base_ms, 0) + poison)
+        await dead_lettered(run, len(FAST_PATH_POISON))
     records = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     reasons = {r.key.decode(): header(r, "reason") for r in records}
     assert set(reasons) == {item.name for item in FAST_PATH_POISON}
@@ -383,16 +381,30 @@ async def test_what_trips_the_hot_path_is_dead_lettered_and_its_batch_is_not_los
 async def test_a_contact_with_a_list_as_channel_is_dead_lettered(
     sqlite_url: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    producer = big_producer(kafka_bootstrap)
     async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
-        await producer.start()
-        try:
-            contact = {"ts": int(time.time() * 1000), "customer_id": "c-1", "channel": ["call"]}
-            await producer.send(f"{topic_prefix}contacts", orjson.dumps(contact), key=b"c-1")
-            await producer.flush()
-        finally:
-            await producer.stop()
-        await wait_for(lambda: run.dlq_writes() > 0 or run.failed_batches() > 0, 60)
-        assert run.failed_batches() == 0, "the batch failed: the contact was consumed and dropped"
+        contact = {"ts": int(time.time() * 1000), "customer_id": "c-1", "channel": ["call"]}
+        await produce(kafka_bootstrap, f"{topic_prefix}contacts", [(b"c-1", orjson.dumps(contact))])
+        await dead_lettered(run, 1)
     [dead] = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     assert header(dead, "reason") == "bad_type"
+
+
+async def test_an_unexpected_decoder_exception_is_dead_lettered_as_internal_error(
+    sqlite_url: str, kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Moved from tests/unit/test_decode.py, which called `Detector._decode_error`.) The
+    decoder's own DecodeError is dead-lettered as it is; anything else as `internal_error`."""
+    known = DecodeError("not_json", "the message is not valid JSON")
+
+    def decode(raw: bytes | None) -> Any:
+        raise RecursionError("deep") if raw == b"deep" else known
+
+    monkeypatch.setattr("consumers.telemetry.decode_contact", decode)
+    async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
+        messages = [(b"deep", b"deep"), (b"known", b"known")]
+        await produce(kafka_bootstrap, f"{topic_prefix}contacts", messages)
+        await dead_lettered(run, 2)
+    records = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
+    dead = {r.key.decode(): (header(r, "reason"), header(r, "detail")) for r in records}
+    assert dead["deep"] == ("internal_error", "RecursionError")
+    assert dead["known"] == (known.reason, known.detail)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -33,34 +33,14 @@ from forewarn.runtime import build_channels
 from notifiers.dispatcher import Dispatcher
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
+from tests.clock import FakeClock
+from tests.factories import make_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.figures import record
 
 pytestmark = pytest.mark.reliability
 
-RULE = RatioDownRule.model_validate(
-    {
-        "name": "modems-down",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "threshold": 0.3,
-        "clear_threshold": 0.1,
-        "services": ["internet"],
-    }
-)
-
-
-class Clock:
-    """Wall and monotonic time, moved together by the test."""
-
-    def __init__(self) -> None:
-        self.start = self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return (self.now - self.start).total_seconds()
+RULE = RatioDownRule.model_validate(make_rule(services=["internet"]))
 
 
 @dataclass
@@ -68,7 +48,7 @@ class World:
     sessions: async_sessionmaker[AsyncSession]
     settings: Settings
     dispatcher: Dispatcher
-    clock: Clock
+    clock: FakeClock
     rule_id: int
 
     async def transition(self, state: OutageState) -> OutageEvent:
@@ -144,7 +124,7 @@ async def world(
         fallback_channel="",
         **overrides,
     )
-    clock = Clock()
+    clock = FakeClock()
     async with transaction(sessions) as session:
         await replace_inventory(session=session, doc=InventoryIn.model_validate(customers(count)))
         rule = await create_rule(session=session, rule=RULE)
@@ -188,7 +168,7 @@ async def test_notices_waiting_behind_an_open_circuit_keep_their_attempts(
     minutes = 0
     while minutes < 30 and any(r.state == "pending" for r in await world.rows()):
         await world.dispatcher.dispatch_once()
-        world.clock.now += timedelta(seconds=5)
+        world.clock.advance(5)
         minutes = int(world.clock.monotonic() // 60)
     rows = await world.rows()
     failed = [r for r in rows if r.state == "failed"]

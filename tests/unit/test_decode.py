@@ -262,12 +262,3 @@ def test_a_batch_decodes_in_order_and_names_each_failure_by_its_position() -> No
         (4, "bad_timestamp"),
     ]
     assert len(failures) == 3
-
-
-def test_an_unexpected_decoder_exception_is_dead_lettered_as_internal_error() -> None:
-    from consumers.telemetry import Detector
-
-    error = Detector._decode_error(RecursionError("deep"))
-    assert (error.reason, error.detail) == ("internal_error", "RecursionError")
-    known = DecodeError("not_json", "the message is not valid JSON")
-    assert Detector._decode_error(known) is known

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from app.detection.engine import DetectionEngine
 from app.outages.lifecycle import ActiveOutage, OutageState
+from tests.factories import make_rule
 from tests.unit.engine_helpers import T0, make_spec, moves, network, node_readings
 
 OPEN, RESOLVED, SUSPECTED = OutageState.OPEN, OutageState.RESOLVED, OutageState.SUSPECTED
-RULE = {
-    "name": "modems-down-on-node",
-    "kind": "ratio_down",
-    "metric": "cpe.online",
-    "scope": "node",
-    "threshold": 0.3,
-    "clear_threshold": 0.1,
-    "min_devices": 10,
-    "for": "0s",
-}
+RULE = make_rule(name="modems-down-on-node", scope="node", min_devices=10, for_="0s")
 
 
 def test_nodes_going_down_together_open_one_hub_outage_with_the_nodes_attached() -> None:

@@ -7,6 +7,7 @@ from app.detection.telemetry import Telemetry
 from app.domain.contacts import Contact
 from app.domain.maintenance import MaintenanceWindow
 from app.outages.lifecycle import OutageState
+from tests.factories import make_rule
 from tests.unit.engine_helpers import T0, make_spec, moves, network, node_readings
 
 OPEN, RESOLVED, SUSPECTED, CANCELLED = (
@@ -16,57 +17,10 @@ OPEN, RESOLVED, SUSPECTED, CANCELLED = (
     OutageState.CANCELLED,
 )
 
-ABSENCE = {
-    "name": "modems-silent",
-    "kind": "absence",
-    "metric": "cpe.heartbeat",
-    "scope": "node",
-    "expected_interval": "60s",
-    "missed_intervals": 3,
-    "threshold": 0.5,
-    "clear_threshold": 0.2,
-    "min_devices": 10,
-    "for": "0s",
-    "confirm_after": "60s",
-    "severity": "major",
-    "services": ["internet", "tv", "voice"],
-}
-ALARM = {
-    "name": "olt-port-los",
-    "kind": "alarm",
-    "metric": "olt.los",
-    "scope": "node",
-    "match": {"severity": "critical"},
-    "clear_metric": "olt.los_clear",
-    "severity": "critical",
-    "services": ["internet", "tv", "voice"],
-}
-THRESHOLD = {
-    "name": "tv-signal-poor",
-    "kind": "threshold",
-    "metric": "stb.snr_db",
-    "scope": "node",
-    "aggregate": "p50",
-    "window": "5m",
-    "op": "<",
-    "threshold": 25,
-    "clear_threshold": 28,
-    "min_samples": 20,
-    "for": "2m",
-    "confirm_after": "0s",
-    "severity": "minor",
-    "services": ["tv"],
-}
-SPIKE = {
-    "name": "calls-spike",
-    "kind": "contacts_spike",
-    "scope": "node",
-    "window": "10m",
-    "factor": 4,
-    "min_contacts": 5,
-    "severity": "major",
-    "services": ["internet"],
-}
+ABSENCE = make_rule("absence")
+ALARM = make_rule("alarm")
+THRESHOLD = make_rule("threshold")
+SPIKE = make_rule("contacts_spike")
 
 
 def heartbeats(ts: float, node: str, silent: int = 0) -> list[Telemetry]:

@@ -11,26 +11,13 @@ from app.domain.maintenance import MaintenanceWindow
 from app.domain.topology import Topology
 from app.outages.lifecycle import ActiveOutage, OutageState
 from app.rules.schemas import RatioDownRule, to_spec
+from tests.factories import node_rule
 
 T0 = 1_700_000_000.0
 
 
 def spec(**overrides: object) -> RuleSpec:
-    fields: dict[str, object] = {
-        "name": "modems-down-on-node",
-        "kind": "ratio_down",
-        "metric": "cpe.online",
-        "scope": "node",
-        "threshold": 0.3,
-        "clear_threshold": 0.1,
-        "min_devices": 10,
-        "for": "30s",
-        "confirm_after": "0s",
-        "severity": "major",
-        "services": ["internet"],
-    }
-    fields.update(overrides)
-    return to_spec(1, 1, RatioDownRule.model_validate(fields))
+    return to_spec(1, 1, RatioDownRule.model_validate(node_rule(**overrides)))
 
 
 def topology(nodes: int = 2, per_node: int = 20) -> Topology:

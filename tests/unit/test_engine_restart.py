@@ -46,9 +46,7 @@ def _open_outage_on_node() -> ActiveOutage:
     )
 
 
-def test_a_restarted_detector_does_not_resolve_an_absence_outage_while_its_modems_stay_silent() -> (
-    None
-):
+def test_a_restarted_detector_keeps_an_absence_outage_while_its_modems_stay_silent() -> None:
     engine = DetectionEngine([make_spec(**ABSENCE)], network(), [_open_outage_on_node()])
     heard: list[tuple[str, str, OutageState]] = []
     # The five healthy modems report every minute for ten minutes, well past the warm-up;
@@ -61,9 +59,7 @@ def test_a_restarted_detector_does_not_resolve_an_absence_outage_while_its_modem
     assert back == [("node", NODE, OutageState.RESOLVED)]
 
 
-def test_a_restarted_detector_does_not_resolve_a_ratio_outage_on_fewer_devices_than_the_rule_needs() -> (
-    None
-):
+def test_a_restarted_detector_does_not_resolve_a_ratio_outage_on_too_few_devices() -> None:
     outage = _open_outage_on_node()
     engine = DetectionEngine([make_spec(**RATIO_DOWN)], network(), [outage])
     heard: list[tuple[str, str, OutageState]] = []
@@ -75,9 +71,7 @@ def test_a_restarted_detector_does_not_resolve_a_ratio_outage_on_fewer_devices_t
     ]
 
 
-def test_a_replica_that_does_not_hear_a_scope_never_resolves_the_outage_another_replica_opened() -> (
-    None
-):
+def test_a_replica_that_hears_nothing_of_a_scope_never_resolves_its_outage() -> None:
     # Two engines stand for two replicas: the owner of the node's partition opened the
     # outage; the other seeds it from the database but hears nothing of the node.
     owner = DetectionEngine([make_spec(**ABSENCE)], network(), [_open_outage_on_node()])

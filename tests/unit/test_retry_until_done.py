@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.db import retry_until_done
 from app.errors import unavailable
+from tests.waiting import eventually
 
 
 async def retry_while_unreachable(work: Callable[[], Awaitable[None]]) -> None:
@@ -62,7 +63,7 @@ async def test_setting_stop_ends_the_wait_without_another_attempt() -> None:
     waiting = asyncio.create_task(
         retry_until_done(work, stop=stop, every=60.0, retry=lambda _exc: True, waiting="waiting")
     )
-    await asyncio.sleep(0.05)
+    await eventually(lambda: attempts, "the first attempt", seconds=5, every=0.01)
     stop.set()
     await asyncio.wait_for(waiting, 5)
     assert attempts == [1]
