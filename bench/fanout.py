@@ -29,7 +29,7 @@ from app.net import free_port
 from app.notifications.models import OutboxRow
 from app.notifications.planner import plan_notices
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
+from app.outages.service import apply_transitions
 from app.rules.schemas import RatioDownRule
 from app.rules.service import create_rule
 from app.settings import Settings
@@ -88,20 +88,22 @@ async def measure(customers: int, db: str, url: str, credentials: str) -> dict[s
     async with transaction(sessions) as session:
         await replace_inventory(session=session, doc=doc)
         stored = await create_rule(session=session, rule=rule)
-        event = await apply_transition(
+        [event] = await apply_transitions(
             session=session,
-            transition=Transition(
-                rule_id=stored.id,
-                rule_version=1,
-                rule_name="bench",
-                scope_level="node",
-                scope_id="node-1",
-                to_state=OutageState.OPEN,
-                at=now,
-                started_at=now,
-                severity="critical",
-                services=("internet",),
-            ),
+            transitions=[
+                Transition(
+                    rule_id=stored.id,
+                    rule_version=1,
+                    rule_name="bench",
+                    scope_level="node",
+                    scope_id="node-1",
+                    to_state=OutageState.OPEN,
+                    at=now,
+                    started_at=now,
+                    severity="critical",
+                    services=("internet",),
+                )
+            ],
             next_update_interval=timedelta(minutes=30),
         )
     assert event is not None  # noqa: S101 - a fresh outage always yields its event

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import Clock, utc_now
 from app.inventory.models import Device, TopologyNode
 from app.inventory.schemas import InventoryIn
 from app.inventory.service import replace_inventory
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
+from app.outages.models import Outage
+from app.outages.service import apply_transitions
 from app.rules.models import Rule, RuleVersion
 from app.rules.schemas import RatioDownRule, rule_definition_json
 from app.rules.service import create_rule
@@ -84,6 +86,74 @@ RULES: dict[str, dict[str, Any]] = {
         "services": ["internet"],
     },
 }
+
+
+async def apply_transition(
+    *,
+    session: AsyncSession,
+    transition: Transition,
+    next_update_interval: timedelta = timedelta(minutes=30),
+    clock: Clock = utc_now,
+) -> OutageEvent | None:
+    """Persist one transition as the detector does (`apply_transitions`); return its event."""
+    [event] = await apply_transitions(
+        session=session,
+        transitions=[transition],
+        next_update_interval=next_update_interval,
+        clock=clock,
+    )
+    return event
+
+
+def rule_row(
+    *,
+    name: str,
+    at: datetime,
+    rule_id: int = 1,
+    kind: str = "ratio_down",
+    definition: dict[str, Any] | None = None,
+) -> Rule:
+    """A stored rule at version 1, enabled, for tests that write rows straight to the database."""
+    return Rule(
+        id=rule_id,
+        name=name,
+        kind=kind,
+        version=1,
+        enabled=True,
+        definition=definition or {},
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def outage_row(
+    outage_id: str,
+    *,
+    level: str,
+    scope: str,
+    at: datetime,
+    rule_id: int = 1,
+    rule_name: str = "r",
+    services: Sequence[str] = ("internet",),
+) -> Outage:
+    """An open outage of rule `rule_id` on `level:scope`, opened at `at`, told to nobody yet."""
+    return Outage(
+        id=outage_id,
+        rule_id=rule_id,
+        rule_version=1,
+        rule_name=rule_name,
+        scope_level=level,
+        scope_id=scope,
+        state="open",
+        severity="major",
+        services=list(services),
+        active_key=f"{rule_id}:{level}:{scope}",
+        public_token=f"token-{outage_id}",
+        started_at=at,
+        opened_at=at,
+        details={},
+        affected_customers=0,
+    )
 
 
 def make_rule(kind: str = "ratio_down", **fields: Any) -> dict[str, Any]:
@@ -191,18 +261,7 @@ async def seed_modems_and_rule(
         ],
     )
     definition = rule_definition_json(rule)
-    session.add(
-        Rule(
-            id=1,
-            name=rule.name,
-            kind=rule.kind,
-            version=1,
-            enabled=True,
-            definition=definition,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    session.add(rule_row(name=rule.name, kind=rule.kind, definition=definition, at=now))
     await session.flush()
     session.add(
         RuleVersion(rule_id=1, version=1, enabled=True, definition=definition, created_at=now)

@@ -121,23 +121,6 @@ def _stamp(outage: Outage, state: OutageState) -> datetime | None:
     return value
 
 
-async def apply_transition(
-    *,
-    session: AsyncSession,
-    transition: Transition,
-    next_update_interval: timedelta,
-    clock: Clock = utc_now,
-) -> OutageEvent | None:
-    """Apply one transition; return the event to publish, or None when it is stale."""
-    events = await apply_transitions(
-        session=session,
-        transitions=[transition],
-        next_update_interval=next_update_interval,
-        clock=clock,
-    )
-    return events[0]
-
-
 async def apply_transitions(
     *,
     session: AsyncSession,

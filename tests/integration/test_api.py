@@ -15,10 +15,9 @@ from app.db import transaction
 from app.inventory.models import Customer
 from app.links import unsubscribe_token
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
 from app.rules.service import enabled_rule_specs
 from app.settings import Role
-from tests.factories import make_rule, node_rule
+from tests.factories import apply_transition, make_rule, node_rule
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 
 pytestmark = pytest.mark.integration

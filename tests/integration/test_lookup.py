@@ -19,12 +19,11 @@ from app.inventory.schemas import InventoryIn
 from app.inventory.service import replace_inventory
 from app.main import create_app
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
 from app.rules.schemas import RatioDownRule
 from app.rules.service import create_rule
 from app.settings import Role
 from consumers.contact_sink import KafkaContactSink
-from tests.factories import make_rule
+from tests.factories import apply_transition, make_rule
 from tests.fixtures.kafka import TopicFactory
 from tests.integration.api_client import TOKENS, ClientFactory, api_settings, client_factory
 

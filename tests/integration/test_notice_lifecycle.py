@@ -19,7 +19,6 @@ from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
 from app.outages.models import Outage
-from app.outages.service import apply_transition
 from app.settings import Role, Settings
 from consumers.outage_events import Planner
 from forewarn.runtime import build_channels
@@ -28,7 +27,7 @@ from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
 from notifiers.smtp_sink import SmtpSink
 from tests.clock import FakeClock
-from tests.factories import make_inventory, make_rule
+from tests.factories import apply_transition, make_inventory, make_rule
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 
 pytestmark = pytest.mark.integration

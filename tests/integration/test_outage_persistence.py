@@ -14,8 +14,8 @@ from app.db import transaction
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
 from app.outages.models import Outage, TimelineEntry
-from app.outages.service import active_outages, apply_transition, apply_transitions
-from app.rules.models import Rule
+from app.outages.service import active_outages, apply_transitions
+from tests.factories import apply_transition, rule_row
 from tests.waiting import eventually
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -50,18 +50,7 @@ def lifecycle() -> list[Transition]:
 @pytest.fixture
 async def rule(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with transaction(sessions) as session:
-        session.add(
-            Rule(
-                id=1,
-                name="modems-down-on-node",
-                kind="ratio_down",
-                version=1,
-                enabled=True,
-                definition={},
-                created_at=T0,
-                updated_at=T0,
-            )
-        )
+        session.add(rule_row(name="modems-down-on-node", at=T0))
 
 
 async def apply(

@@ -14,7 +14,7 @@ from app.notifications.planner import plan_notices
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
-from app.rules.models import Rule
+from tests.factories import outage_row, rule_row
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -70,39 +70,10 @@ async def seed(sessions: async_sessionmaker[AsyncSession]) -> None:
         await session.execute(
             insert(customer_devices), [{"customer_id": c[0], "device_id": c[4]} for c in customers]
         )
-        session.add(
-            Rule(
-                id=1,
-                name="r",
-                kind="ratio_down",
-                version=1,
-                enabled=True,
-                definition={},
-                created_at=NOW,
-                updated_at=NOW,
-            )
-        )
+        session.add(rule_row(name="r", at=NOW))
         await session.flush()
         for outage_id, level, scope in (("o-node", "node", "node-17"), ("o-hub", "hub", "hub-1")):
-            session.add(
-                Outage(
-                    id=outage_id,
-                    rule_id=1,
-                    rule_version=1,
-                    rule_name="r",
-                    scope_level=level,
-                    scope_id=scope,
-                    state="open",
-                    severity="major",
-                    services=["internet"],
-                    active_key=f"1:{level}:{scope}",
-                    public_token=f"token-{outage_id}",
-                    started_at=NOW,
-                    opened_at=NOW,
-                    details={},
-                    affected_customers=0,
-                )
-            )
+            session.add(outage_row(outage_id, level=level, scope=scope, at=NOW))
 
 
 def event(

@@ -25,9 +25,8 @@ from app.db import create_engine, session_factory, transaction
 from app.links import unsubscribe_token
 from app.migrate import upgrade_to_head
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
 from tests.e2e.processes import components, tails, wait_healthy
-from tests.factories import make_rule
+from tests.factories import apply_transition, make_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
 from tests.reliability.figures import record, scale

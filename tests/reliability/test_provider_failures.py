@@ -25,7 +25,6 @@ from app.notifications.models import OutboxRow
 from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
 from app.rules.schemas import RatioDownRule
 from app.rules.service import create_rule
 from app.settings import Settings
@@ -34,7 +33,7 @@ from notifiers.dispatcher import Dispatcher
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
 from tests.clock import FakeClock
-from tests.factories import make_rule
+from tests.factories import apply_transition, make_rule
 from tests.fixtures.db import _empty_all_tables
 from tests.reliability.figures import record
 
