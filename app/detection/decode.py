@@ -130,7 +130,10 @@ def decode_telemetry_batch(
             if "event" in data or "eventList" in data:
                 out.extend(_not_after(_ves(data), latest_ts))
             else:
-                append(_not_after([_to_event(data)], latest_ts)[0])
+                event = _to_event(data)
+                if event.ts > latest_ts:
+                    raise _future(event.ts, latest_ts)
+                append(event)
         except Exception as exc:  # noqa: BLE001 - reported per message, never lost
             failures.append((index, exc))
     return failures
