@@ -24,6 +24,8 @@ class Role(StrEnum):
 
 
 _ROLE_RANK = {Role.VIEWER: 0, Role.ENGINEER: 1, Role.ADMIN: 2}
+# The largest `max_clock_skew_seconds`: a week (the demo, whose event time runs ahead, uses it).
+CLOCK_SKEW_LIMIT_SECONDS = 7 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,13 @@ class Settings(BaseSettings):
         description="A claim older than this is taken to be a dead notifier's and reconciled.",
     )
     allowed_lateness_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    max_clock_skew_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=CLOCK_SKEW_LIMIT_SECONDS,
+        description="Telemetry and contacts dated later than the detector's clock plus this "
+        "are dead-lettered (future_timestamp).",
+    )
     correlate_min_children: int = Field(default=2, ge=0, le=1000)
 
     @field_validator("api_tokens", mode="before")

@@ -1,10 +1,11 @@
 """The detector: consume telemetry, run the engine, persist transitions, publish, commit.
 
 Delivery contract (at-least-once with idempotent effects):
-1. `getmany` a batch; decode each message; a bad one goes to `<prefix>telemetry.dlq` with its
-   original bytes and a `reason` header (the DLQ write is awaited before the engine sees the
-   batch). If that, or reconciling after a rebalance, fails, the consumer is moved back to the
-   batch's first offsets, so the next `getmany` returns the batch again instead of skipping it.
+1. `getmany` a batch; decode each message; a bad one (or one dated past the clock plus the
+   allowed skew) goes to `<prefix>telemetry.dlq` with its original bytes and a `reason` header
+   (the DLQ write is awaited before the engine sees the batch). If that, or reconciling after
+   a rebalance, fails, the consumer is moved back to the batch's first offsets, so the next
+   `getmany` returns the batch again instead of skipping it.
 2. Feed the good events to the engine; persist its transitions in one DB transaction.
 3. Publish one `outage-events` message per applied transition and wait for the broker's ack.
 4. Only then commit the batch's offsets.
@@ -285,22 +286,29 @@ class Detector:
         producer: AIOKafkaProducer,
     ) -> tuple[list[Telemetry], list[Contact]]:
         """Decode a batch; dead-letter what does not decode and wait for the broker's acks, so
-        a batch whose dead letters could not be written is read again, not lost."""
+        a batch whose dead letters could not be written is read again, not lost.
+
+        A message dated after this detector's clock plus `max_clock_skew_seconds` is a broken
+        clock, not news: it is dead-lettered (`future_timestamp`) before the engine sees it,
+        so it moves no watermark (the bound is taken once per batch)."""
         events: list[Telemetry] = []
         contacts: list[Contact] = []
         dead: list[Awaitable[object]] = []
+        latest_ts = self.clock().timestamp() + self.settings.max_clock_skew_seconds
         for records in batch.values():
             if not records:
                 continue
             if records[0].topic != self._contacts_topic:
-                failures = decode_telemetry_batch([r.value for r in records], events)
+                failures = decode_telemetry_batch(
+                    [r.value for r in records], events, latest_ts=latest_ts
+                )
                 for index, exc in failures:
                     error = self._decode_error(exc)
                     dead.append(await self._dead_letter(producer, records[index], error))
                 continue
             for record in records:
                 try:
-                    contacts.append(decode_contact(record.value))
+                    contacts.append(decode_contact(record.value, latest_ts=latest_ts))
                 except Exception as exc:  # noqa: BLE001 - one message must never cost its batch
                     error = self._decode_error(exc)
                     dead.append(await self._dead_letter(producer, record, error))

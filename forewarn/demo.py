@@ -41,7 +41,7 @@ from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
 from app.rules.schemas import ContactsSpikeRule, RatioDownRule
-from app.settings import ApiToken, Role, Settings
+from app.settings import CLOCK_SKEW_LIMIT_SECONDS, ApiToken, Role, Settings
 from consumers.clients import make_producer
 from forewarn.runtime import (
     COMPONENTS,
@@ -370,6 +370,9 @@ async def run_demo(
                 "api_tokens": (ApiToken("demo", Role.ADMIN, SecretStr(token)),),
                 # Scenario time runs fast: say "resolved" as soon as the clear is persisted.
                 "resolve_hold_minutes": 0,
+                # Scenario time runs ahead of the wall clock on purpose, further while the demo
+                # lingers: the demo's detector must not take it for a broken clock.
+                "max_clock_skew_seconds": CLOCK_SKEW_LIMIT_SECONDS,
             }
         )
         async with open_runtime(settings, embedded_broker=True, migrate=True) as runtime:

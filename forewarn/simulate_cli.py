@@ -313,6 +313,15 @@ def simulate(
                             f"[dim]an earlier compressed run left the event clock "
                             f"{(not_before - time.time()) / 60:.1f} min ahead: starting there[/]"
                         )
+                    lead = not_before - time.time() + scenario.end * (1 - 1 / scenario.time_scale)
+                    if lead > settings.max_clock_skew_seconds:
+                        progress.console.print(
+                            f"[yellow]this run takes event time up to {lead / 60:.1f} min ahead "
+                            f"of the wall clock; a detector dead-letters telemetry dated more "
+                            f"than FOREWARN_MAX_CLOCK_SKEW_SECONDS "
+                            f"({settings.max_clock_skew_seconds:g} s) ahead of its clock: raise "
+                            f"it there or lower the time scale[/]"
+                        )
                     result = await run_scenario(
                         scenario,
                         api=client,

@@ -22,7 +22,7 @@ from app.outages.lifecycle import OutageState, Transition
 from app.outages.models import Outage
 from app.outages.service import apply_transitions
 from app.rules.models import Rule, RuleVersion
-from app.rules.schemas import RatioDownRule, rule_definition_json
+from app.rules.schemas import AnyRule, RatioDownRule, rule_definition_json
 from app.rules.service import create_rule
 from consumers.telemetry import Detector
 
@@ -241,7 +241,7 @@ async def open_outage_on_node_17(
 
 
 async def seed_modems_and_rule(
-    *, session: AsyncSession, nodes: Sequence[str], per_node: int, rule: RatioDownRule
+    *, session: AsyncSession, nodes: Sequence[str], per_node: int, rule: AnyRule
 ) -> None:
     """`nodes` under one hub, `per_node` modems (`<node>-cpe-<n>`) on each, and `rule` as rule
     1 — straight into the tables, for tests that run a detector process on them."""

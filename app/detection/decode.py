@@ -73,22 +73,28 @@ class _V1(msgspec.Struct, gc=False):
 _V1_DECODE = msgspec.json.Decoder(_V1).decode
 
 
-def decode_telemetry_into(raw: bytes | None, out: list[Telemetry]) -> None:
+def decode_telemetry_into(
+    raw: bytes | None, out: list[Telemetry], *, latest_ts: float = MAX_TS
+) -> None:
     """Decode a message (contract v1 or VES) and append its readings to `out`."""
-    for _, error in decode_telemetry_batch((raw,), out):
+    for _, error in decode_telemetry_batch((raw,), out, latest_ts=latest_ts):
         raise error
 
 
 def decode_telemetry_batch(
-    values: Sequence[bytes | None], out: list[Telemetry]
+    values: Sequence[bytes | None], out: list[Telemetry], *, latest_ts: float = MAX_TS
 ) -> list[tuple[int, Exception]]:
     """Decode messages (contract v1 or VES), appending their readings to `out` (the hot path);
     return the position and the error of each that failed: a `DecodeError` naming what is
     wrong, or any other exception (a decoder bug, which the caller dead-letters too).
 
+    A message with a reading dated after `latest_ts` (epoch seconds; the detector passes its
+    wall clock plus the allowed skew, a replay of history passes nothing) fails whole with
+    `future_timestamp`, a VES batch included: none of its readings is appended.
+
     A well-formed v1 message is checked by msgspec in one C pass; any other message (VES, or
-    one that is wrong somewhere) takes the slow path, which names exactly what is wrong. One
-    call per batch, not per message: the loop's names are bound once.
+    one that is wrong somewhere, or dated too late) takes the slow path, which names exactly
+    what is wrong. One call per batch, not per message: the loop's names are bound once.
     """
     failures: list[tuple[int, Exception]] = []
     decode_v1, append, isfinite = _V1_DECODE, out.append, math.isfinite
@@ -100,16 +106,18 @@ def decode_telemetry_batch(
                 pass
             else:
                 value = message.value
+                ts = message.ts / 1000.0
                 if (
                     message.event is None
                     and message.eventList is None
                     and isfinite(value)
+                    and ts <= latest_ts
                     # msgspec skips a field it does not know without checking it is UTF-8
                     and (raw.isascii() or _is_utf8(raw))
                 ):
                     append(
                         Telemetry(
-                            message.ts / 1000.0,
+                            ts,
                             message.device_id,
                             message.metric,
                             float(value),  # a bool is 1.0 or 0.0
@@ -120,9 +128,12 @@ def decode_telemetry_batch(
         try:
             data = _load_object(raw)
             if "event" in data or "eventList" in data:
-                out.extend(_ves(data))
+                out.extend(_not_after(_ves(data), latest_ts))
             else:
-                append(_to_event(data))
+                event = _to_event(data)
+                if event.ts > latest_ts:
+                    raise _future(event.ts, latest_ts)
+                append(event)
         except Exception as exc:  # noqa: BLE001 - reported per message, never lost
             failures.append((index, exc))
     return failures
@@ -136,12 +147,28 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-def decode_telemetry_message(raw: bytes | None) -> list[Telemetry]:
-    """Decode a message that is either contract v1 or an ONAP VES event (or batch)."""
+def decode_telemetry_message(raw: bytes | None, *, latest_ts: float = MAX_TS) -> list[Telemetry]:
+    """Decode a message that is either contract v1 or an ONAP VES event (or batch); one
+    with a reading dated after `latest_ts` fails whole with `future_timestamp`."""
     data = _load_object(raw)
     if not is_ves(data):
-        return [_to_event(data)]
-    return _ves(data)
+        return _not_after([_to_event(data)], latest_ts)
+    return _not_after(_ves(data), latest_ts)
+
+
+def _not_after(events: list[Telemetry], latest_ts: float) -> list[Telemetry]:
+    """Return `events` if none is dated after `latest_ts`; else raise `future_timestamp`."""
+    newest = max((event.ts for event in events), default=latest_ts)
+    if newest > latest_ts:
+        raise _future(newest, latest_ts)
+    return events
+
+
+def _future(ts: float, latest_ts: float) -> DecodeError:
+    return DecodeError(
+        "future_timestamp",
+        f"ts is {ts - latest_ts:.3f} s past the wall clock plus the allowed clock skew",
+    )
 
 
 def _ves(data: dict[str, Any]) -> list[Telemetry]:
@@ -155,8 +182,9 @@ def _ves(data: dict[str, Any]) -> list[Telemetry]:
 CONTACT_CHANNELS = frozenset({"call", "chat", "ticket", "lookup"})
 
 
-def decode_contact(raw: bytes | None) -> Contact:
-    """Decode one message of the `contacts` topic."""
+def decode_contact(raw: bytes | None, *, latest_ts: float = MAX_TS) -> Contact:
+    """Decode one message of the `contacts` topic; one dated after `latest_ts` (epoch
+    seconds) is refused with `future_timestamp`."""
     data = _load_object(raw)
     if "ts" not in data:
         raise DecodeError("missing_field", "ts is missing")
@@ -173,6 +201,8 @@ def decode_contact(raw: bytes | None) -> Contact:
     ts = _timestamp(data["ts"])
     if not MIN_TS <= ts < MAX_TS:
         raise DecodeError("bad_timestamp", "ts is outside 2000-2100 (seconds sent as ms?)")
+    if ts > latest_ts:
+        raise _future(ts, latest_ts)
     return Contact(ts, customer_id=customer_id, phone=phone, channel=channel)
 
 
