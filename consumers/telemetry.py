@@ -92,6 +92,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
+def dead_letter_error(exc: Exception) -> DecodeError:
+    """The reason to dead-letter a message with: the decoder's, or `internal_error`."""
+    if isinstance(exc, DecodeError):
+        return exc
+    log.error("decoder failed unexpectedly; message dead-lettered", exc_info=exc)
+    return DecodeError("internal_error", type(exc).__name__)
+
+
 def _rewind(
     consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 ) -> None:
@@ -303,14 +311,14 @@ class Detector:
                     [r.value for r in records], events, latest_ts=latest_ts
                 )
                 for index, exc in failures:
-                    error = self._decode_error(exc)
+                    error = dead_letter_error(exc)
                     dead.append(await self._dead_letter(producer, records[index], error))
                 continue
             for record in records:
                 try:
                     contacts.append(decode_contact(record.value, latest_ts=latest_ts))
                 except Exception as exc:  # noqa: BLE001 - one message must never cost its batch
-                    error = self._decode_error(exc)
+                    error = dead_letter_error(exc)
                     dead.append(await self._dead_letter(producer, record, error))
         if dead:
             await asyncio.gather(*dead)
@@ -348,14 +356,6 @@ class Detector:
         self._observe_lag(consumer, batch)
         self.metrics.batch_size.labels("detector").observe(count)
         self.metrics.batch_seconds.labels("detector").observe(time.perf_counter() - started)
-
-    @staticmethod
-    def _decode_error(exc: Exception) -> DecodeError:
-        """The reason to dead-letter a message with: the decoder's, or `internal_error`."""
-        if isinstance(exc, DecodeError):
-            return exc
-        log.error("decoder failed unexpectedly; message dead-lettered", exc_info=exc)
-        return DecodeError("internal_error", type(exc).__name__)
 
     def _observe_lag(
         self,

@@ -42,11 +42,6 @@ def _load_object(raw: bytes | None) -> dict[str, Any]:
     return data
 
 
-def decode_telemetry(raw: bytes | None) -> Telemetry:
-    """Decode one contract-v1 message; raise DecodeError with a machine-readable reason."""
-    return _to_event(_load_object(raw))
-
-
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 # `ts` in epoch milliseconds inside 2000-2100: for an integer, `MIN_TS <= ts / 1000.0 < MAX_TS`
 # holds exactly when these bounds do (the division is correctly rounded and monotonic).

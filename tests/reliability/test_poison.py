@@ -25,7 +25,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory, transaction
-from app.detection.exceptions import DecodeError
 from app.net import free_port
 from app.outages.models import Outage
 from app.rules.schemas import RatioDownRule
@@ -387,24 +386,3 @@ async def test_a_contact_with_a_list_as_channel_is_dead_lettered(
         await dead_lettered(run, 1)
     [dead] = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
     assert header(dead, "reason") == "bad_type"
-
-
-async def test_an_unexpected_decoder_exception_is_dead_lettered_as_internal_error(
-    sqlite_url: str, kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """(Moved from tests/unit/test_decode.py, which called `Detector._decode_error`.) The
-    decoder's own DecodeError is dead-lettered as it is; anything else as `internal_error`."""
-    known = DecodeError("not_json", "the message is not valid JSON")
-
-    def decode(raw: bytes | None) -> Any:
-        raise RecursionError("deep") if raw == b"deep" else known
-
-    monkeypatch.setattr("consumers.telemetry.decode_contact", decode)
-    async with in_process_detector(sqlite_url, kafka_bootstrap, topic_prefix) as run:
-        messages = [(b"deep", b"deep"), (b"known", b"known")]
-        await produce(kafka_bootstrap, f"{topic_prefix}contacts", messages)
-        await dead_lettered(run, 2)
-    records = await read_dlq(kafka_bootstrap, f"{topic_prefix}telemetry.dlq", 2.0)
-    dead = {r.key.decode(): (header(r, "reason"), header(r, "detail")) for r in records}
-    assert dead["deep"] == ("internal_error", "RecursionError")
-    assert dead["known"] == (known.reason, known.detail)

@@ -14,12 +14,12 @@ from app.detection.decode import (
     MAX_MESSAGE_BYTES,
     MAX_TS,
     MIN_TS,
-    decode_telemetry,
     decode_telemetry_into,
     decode_telemetry_message,
 )
 from app.detection.exceptions import DecodeError
 from app.detection.telemetry import Telemetry
+from consumers.telemetry import dead_letter_error
 
 GOOD = {"ts": 1_763_800_000_000, "device_id": "cpe-0001", "metric": "cpe.online", "value": 1}
 
@@ -29,26 +29,32 @@ def encode(**changes: object) -> bytes:
     return orjson.dumps({k: v for k, v in message.items() if v is not ...})
 
 
+def decode_one(raw: bytes | None) -> Telemetry:
+    """The one reading of a contract-v1 message, as the detector's decoder makes it."""
+    [event] = decode_telemetry_message(raw)
+    return event
+
+
 def reason(raw: bytes | None) -> str:
     with pytest.raises(DecodeError) as caught:
-        decode_telemetry(raw)
+        decode_one(raw)
     return caught.value.reason
 
 
 def test_epoch_milliseconds_and_booleans_decode() -> None:
-    event = decode_telemetry(encode(value=False, labels={"node": "node-17"}))
+    event = decode_one(encode(value=False, labels={"node": "node-17"}))
     assert event.ts == 1_763_800_000.0
     assert event.value == 0.0
     assert event.labels == {"node": "node-17"}
 
 
 def test_rfc3339_timestamps_with_an_offset_decode() -> None:
-    assert decode_telemetry(encode(ts="2026-11-22T08:00:00+01:00")).ts == 1_795_330_800.0
-    assert decode_telemetry(encode(ts="2026-11-22T07:00:00Z")).ts == 1_795_330_800.0
+    assert decode_one(encode(ts="2026-11-22T08:00:00+01:00")).ts == 1_795_330_800.0
+    assert decode_one(encode(ts="2026-11-22T07:00:00Z")).ts == 1_795_330_800.0
 
 
 def test_unknown_fields_are_ignored() -> None:
-    assert decode_telemetry(encode(extra={"nested": [1, 2]})).device_id == "cpe-0001"
+    assert decode_one(encode(extra={"nested": [1, 2]})).device_id == "cpe-0001"
 
 
 @pytest.mark.parametrize(
@@ -101,7 +107,7 @@ def test_messages_over_one_mebibyte_are_refused_before_parsing() -> None:
 @given(st.binary(max_size=512))
 def test_any_bytes_either_decode_or_raise_a_decode_error(raw: bytes) -> None:
     try:
-        decode_telemetry(raw)
+        decode_telemetry_message(raw)
     except DecodeError as exc:
         assert exc.reason in {"not_utf8", "not_json", "non_finite_number", "not_object"}
 
@@ -120,7 +126,7 @@ def test_any_json_value_either_decodes_or_raises_a_decode_error(value: object) -
     """Huge integers, NaN, nesting: nothing escapes as anything but a DecodeError."""
     raw = json.dumps(value).encode()  # NaN and Infinity come out as bare literals
     try:
-        decode_telemetry(raw)
+        decode_telemetry_message(raw)
     except DecodeError as exc:
         assert exc.reason
 
@@ -229,7 +235,7 @@ def test_an_integer_beyond_64_bits_that_fits_a_double_decodes_on_both_paths() ->
     raw = b'{"ts": 1795000000000, "device_id": "d", "metric": "m", "value": 10000000000000000000}'
     into: list[Telemetry] = []
     decode_telemetry_into(raw, into)
-    assert into == [decode_telemetry(raw)]
+    assert into == [decode_one(raw)]
     assert into[0].value == 1e19
 
 
@@ -237,7 +243,7 @@ def test_an_integer_beyond_64_bits_that_fits_a_double_decodes_on_both_paths() ->
 def test_an_integer_too_large_for_a_double_is_a_non_finite_number(digits: int) -> None:
     raw = b'{"ts": 1795000000000, "device_id": "d", "metric": "m", "value": ' + b"9" * digits
     with pytest.raises(DecodeError) as caught:
-        decode_telemetry(raw + b"}")
+        decode_one(raw + b"}")
     assert caught.value.reason == "non_finite_number"
 
 
@@ -245,7 +251,7 @@ def test_a_lone_surrogate_escape_stays_refused_when_orjson_hands_over() -> None:
     # A big integer sends the message past orjson; the escape is still no text.
     raw = rb'{"ts": 1795000000000, "device_id": "\ud800", "metric": "m", "value": 1e0, "n": '
     with pytest.raises(DecodeError) as caught:
-        decode_telemetry(raw + b"10000000000000000000}")
+        decode_one(raw + b"10000000000000000000}")
     assert caught.value.reason == "not_json"
 
 
@@ -262,3 +268,10 @@ def test_a_batch_decodes_in_order_and_names_each_failure_by_its_position() -> No
         (4, "bad_timestamp"),
     ]
     assert len(failures) == 3
+
+
+def test_an_unexpected_decoder_exception_is_dead_lettered_as_internal_error() -> None:
+    error = dead_letter_error(RecursionError("deep"))
+    assert (error.reason, error.detail) == ("internal_error", "RecursionError")
+    known = DecodeError("not_json", "the message is not valid JSON")
+    assert dead_letter_error(known) is known
