@@ -26,9 +26,10 @@ from app.rules.schemas import AbsenceRule
 from app.settings import Settings
 from consumers.metrics import consumer_metrics
 from consumers.telemetry import Detector
+from tests.clock import FakeClock
 from tests.factories import detector_running, seed_modems_and_rule
 from tests.fixtures.kafka import TopicFactory
-from tests.reliability.processes import eventually
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +53,6 @@ RULE = AbsenceRule.model_validate(
     }
 )
 TOPICS = ("telemetry", "contacts", "outage-events", "telemetry.dlq")
-
-
-class FakeClock:
-    """The detector's wall clock, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
