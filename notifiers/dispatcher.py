@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clock import Clock, utc_now
 from app.db import transaction
 from app.inventory.models import Customer
+from app.inventory.places import places_of
 from app.links import unsubscribe_url
 from app.maintenance.models import Maintenance
 from app.notifications.models import OutboxRow
@@ -250,6 +251,11 @@ class Dispatcher:
                     )
                 )
             }
+            places = await places_of(
+                session=session,
+                scopes=[(o.scope_level, o.scope_id) for o in outages.values()]
+                + [("place", w.scope_id) for w in windows.values()],
+            )
             updates: dict[tuple[str, int], dict[str, Any]] = {}
             wanted = {
                 (r.outage_id, r.sequence) for r in rows if r.stage == "update" and r.outage_id
@@ -280,14 +286,16 @@ class Dispatcher:
             if address is None:
                 continue
             if outage is None and window is not None:
-                notices[row.id] = self._maintenance_notice(row, customer, window, address)
+                area = places[("place", window.scope_id)].called(row.language)
+                notices[row.id] = self._maintenance_notice(row, customer, window, address, area)
                 continue
             assert outage is not None  # noqa: S101 - one of the two, checked above
             update = updates.get((row.outage_id or "", row.sequence), {})
             message = update_text(
                 update.get("messages") or {}, update.get("template"), row.language
             )
-            notices[row.id] = self._notice(row, customer, outage, address, message)
+            area = places[(outage.scope_level, outage.scope_id)].called(row.language)
+            notices[row.id] = self._notice(row, customer, outage, address, message, area)
         return notices
 
     def _unsubscribe(self, customer: Customer, channel: str) -> str | None:
@@ -299,7 +307,7 @@ class Dispatcher:
         )
 
     def _maintenance_notice(
-        self, row: ClaimedRow, customer: Customer, window: Maintenance, to: str
+        self, row: ClaimedRow, customer: Customer, window: Maintenance, to: str, area: str
     ) -> Notice:
         unsubscribe = self._unsubscribe(customer, row.channel)
         rendered = self.renderer.render(
@@ -318,6 +326,7 @@ class Dispatcher:
                 message=window.reason,
                 window_start=window.starts_at,
                 window_end=window.ends_at,
+                area=area,
             ),
             max_sms_segments=self.settings.sms_max_segments,
         )
@@ -342,7 +351,13 @@ class Dispatcher:
         )
 
     def _notice(
-        self, row: ClaimedRow, customer: Customer, outage: Outage, to: str, message: str
+        self,
+        row: ClaimedRow,
+        customer: Customer,
+        outage: Outage,
+        to: str,
+        message: str,
+        area: str,
     ) -> Notice:
         unsubscribe = self._unsubscribe(customer, row.channel)
         rendered = self.renderer.render(
@@ -360,6 +375,7 @@ class Dispatcher:
                 unsubscribe_url=unsubscribe,
                 message=message,
                 cause=outage.cause,
+                area=area,
             ),
             max_sms_segments=self.settings.sms_max_segments,
         )
