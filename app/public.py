@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from babel.dates import format_datetime
+from babel.lists import format_list
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -20,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utc_now
 from app.deps import SessionDep, SettingsDep
+from app.domain.services import service_name
 from app.exceptions import NotFoundError
 from app.inventory.models import Customer
+from app.inventory.places import places_of
 from app.links import read_unsubscribe_token
 from app.maintenance.models import Maintenance
 from app.outages.models import TimelineEntry
@@ -72,6 +75,7 @@ async def outage_page(
             label = words["resolved_state" if entry.state == "resolved" else entry.state]
         timeline.append({"at": _when(entry.at, language), "label": label, "text": text})
     state = "resolved_state" if outage.state == "resolved" else outage.state
+    places = await places_of(session=session, scopes=[(outage.scope_level, outage.scope_id)])
     return _page(
         "outage.html.j2",
         title=words["title"],
@@ -79,12 +83,21 @@ async def outage_page(
         words=words,
         state_label=words[state],
         outage=outage,
+        area=places[(outage.scope_level, outage.scope_id)].called(language),
+        services=_services(outage.services, language) or words["all"],
         started=_when(outage.opened_at or outage.started_at, language),
         eta=_when(outage.eta, language),
         next_update=_when(outage.next_update_due, language),
         resolved=_when(outage.resolved_at, language),
         timeline=timeline,
     )
+
+
+def _services(services: list[str] | None, language: str) -> str:
+    """The services in the reader's words, as a list in their language ("TV und Telefon")."""
+    if not services:
+        return ""
+    return format_list([service_name(s, language) for s in services], locale=language)
 
 
 def _when(moment: datetime | None, language: str) -> str:

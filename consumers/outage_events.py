@@ -149,7 +149,8 @@ class Planner:
                     planned = await plan_survey(session=session, outage_id=outage.id, now=now)
                     self.metrics.planned.labels("survey").inc(planned)
         async with transaction(self.sessions) as session:
-            for window, stage in await maintenance_due(session=session, now=now):
+            due = await maintenance_due(session=session, now=now, settle=self.policy.resolve_hold)
+            for window, stage in due:
                 planned = await plan_maintenance_notices(
                     session=session, window=window, stage=stage, now=now
                 )

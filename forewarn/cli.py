@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
+from app.settings import Settings
 from forewarn.cli_common import cli_actor, console, load_settings
 from forewarn.rules_cli import rules_app
 from forewarn.simulate_cli import simulate
@@ -28,11 +32,19 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(token_app, name="token")
 
 
-def _run_components(names: Collection[str], *, embedded_broker: bool) -> None:
+def _run_components(
+    names: Collection[str], *, embedded_broker: bool, dev_sinks: bool = False
+) -> None:
     from rich.markup import escape
 
     from forewarn.probes import MetricsPortError
-    from forewarn.runtime import install_stop_signals, open_runtime, run_until_stopped
+    from forewarn.runtime import (
+        Hooks,
+        delivery_warnings,
+        install_stop_signals,
+        open_runtime,
+        run_until_stopped,
+    )
 
     settings = load_settings()
     needs_kafka = bool({"detector", "planner"} & set(names))
@@ -47,12 +59,22 @@ def _run_components(names: Collection[str], *, embedded_broker: bool) -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
         migrate = settings.database_url.startswith("sqlite")
-        async with open_runtime(settings, embedded_broker=embedded_broker, migrate=migrate) as rt:
-            kafka = rt.settings.kafka_bootstrap_servers or "not used"
-            console.print(
-                f"forewarn: running {', '.join(sorted(names))} (Kafka {kafka}); Ctrl-C stops"
-            )
-            await run_until_stopped(rt, names, stop)
+        with contextlib.ExitStack() as sinks:
+            configured, hooks = settings, Hooks()
+            if dev_sinks:
+                configured = _start_dev_sinks(settings, sinks)
+                hooks = Hooks(on_sent=_print_sent)
+            async with open_runtime(
+                configured, embedded_broker=embedded_broker, migrate=migrate
+            ) as rt:
+                kafka = rt.settings.kafka_bootstrap_servers or "not used"
+                console.print(
+                    f"forewarn: running {', '.join(sorted(names))} (Kafka {kafka}); Ctrl-C stops"
+                )
+                if "notifier" in names:
+                    for warning in delivery_warnings(rt.settings):
+                        console.print(f"[bold yellow]warning[/]: {escape(warning)}")
+                await run_until_stopped(rt, names, stop, hooks)
 
     try:
         asyncio.run(main())
@@ -85,10 +107,54 @@ def notifier() -> None:
     _run_components({"notifier"}, embedded_broker=False)
 
 
+def _start_dev_sinks(settings: Settings, stack: contextlib.ExitStack) -> Settings:
+    """Start the loopback SMTP server and SMS gateway `forewarn demo` uses; point at them."""
+    from notifiers.gateway_sim import SmsGatewaySimulator
+    from notifiers.smtp_sink import SmtpSink
+
+    smtp = stack.enter_context(SmtpSink())
+    gateway = stack.enter_context(SmsGatewaySimulator())
+    console.print(
+        f"dev sinks: e-mail to the SMTP server on {smtp.host}:{smtp.port}, SMS to the gateway "
+        f"on {gateway.url}; both keep what they receive in memory and deliver nothing"
+    )
+    return settings.model_copy(
+        update={
+            "smtp_host": smtp.host,
+            "smtp_port": smtp.port,
+            "smtp_starttls": False,
+            "smtp_username": None,
+            "smtp_password": None,
+            "sms_gateway_url": gateway.url,
+            "sms_gateway_token": SecretStr(gateway.credentials),
+        }
+    )
+
+
+def _print_sent(row: Any, notice: Any) -> None:
+    """One line per notice a dev sink received; the address masked."""
+    from app.logs import mask_email, mask_phone
+
+    masked = mask_email(notice.to) if notice.channel == "email" else mask_phone(notice.to)
+    console.print(
+        f"notice sent: {row.stage} {notice.channel} {notice.language} "
+        f"customer={row.customer_id} to={masked}"
+    )
+
+
 @app.command(name="all")
-def run_all() -> None:
+def run_all(
+    dev_sinks: bool = typer.Option(
+        False,
+        "--dev-sinks",
+        help="Send e-mail and SMS to the loopback SMTP server and SMS gateway that `forewarn "
+        "demo` uses (kept in memory, delivered nowhere) instead of the configured ones.",
+    ),
+) -> None:
     """Run every component in one process (the embedded broker when no Kafka is configured)."""
-    _run_components({"api", "detector", "planner", "notifier"}, embedded_broker=True)
+    _run_components(
+        {"api", "detector", "planner", "notifier"}, embedded_broker=True, dev_sinks=dev_sinks
+    )
 
 
 @app.command()

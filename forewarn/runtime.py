@@ -101,6 +101,16 @@ async def open_runtime(
             await asyncio.to_thread(broker.stop)
 
 
+def delivery_warnings(settings: Settings) -> list[str]:
+    """What a notifier with these settings cannot send, in words for its operator."""
+    if settings.sms_gateway_url:
+        return []
+    return [
+        "SMS is not configured (FOREWARN_SMS_GATEWAY_URL is unset): SMS notices are held, "
+        "not sent, until a gateway is configured and the notifier restarted"
+    ]
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """The delivery channels the settings configure."""
     channels: dict[str, Channel] = {"email": email_smtp.from_settings(settings)}
@@ -180,6 +190,9 @@ def component_coroutines(
     if names and "api" not in names and settings.metrics_port:
         probe_socket = bind_metrics_port(settings.api_host, settings.metrics_port)
     channels = build_channels(settings) if "notifier" in names else {}
+    if "notifier" in names:
+        for warning in delivery_warnings(settings):
+            log.warning(warning, setting="FOREWARN_SMS_GATEWAY_URL", held="sms")
     coroutines: list[Coroutine[Any, Any, None]] = []
     runtime.detectors = []
     if "api" in names:

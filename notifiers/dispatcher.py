@@ -12,6 +12,10 @@ The guarantee, exactly:
   the first message's id instead of sending a second; on a channel without idempotency
   (SMTP) it becomes `unconfirmed`, counted and shown on the outage, and is never sent again.
   So no notice is ever delivered twice; a crash in that window can cost one e-mail.
+- A row for a channel this notifier has no provider for (no `FOREWARN_SMS_GATEWAY_URL`, say)
+  is not failed: it is `held`, with `last_error` `channel_not_configured`, and a notifier that
+  has the channel releases it (back to `pending`, due now) when it starts and every reconcile
+  round after, so configuring the gateway and restarting sends what waited, once each.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clock import Clock, utc_now
 from app.db import transaction
 from app.inventory.models import Customer
+from app.inventory.places import places_of
 from app.links import unsubscribe_url
 from app.maintenance.models import Maintenance
 from app.notifications.models import OutboxRow
@@ -52,8 +57,10 @@ from notifiers.resilience import CircuitBreaker, TokenBucket
 log = structlog.get_logger("forewarn.notifier")
 
 PENDING, SENDING, SENT, FAILED, UNCONFIRMED = "pending", "sending", "sent", "failed", "unconfirmed"
+HELD = "held"  # waiting for its channel to be configured
+NOT_CONFIGURED = "channel_not_configured"
 # States in which a notice has reached the customer, or still may.
-REACHING = (PENDING, SENDING, SENT, UNCONFIRMED)
+REACHING = (PENDING, SENDING, SENT, UNCONFIRMED, HELD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +166,7 @@ class Dispatcher:
             sent = 0
             try:
                 if time.monotonic() - last_reconcile > min(10.0, self.lease.total_seconds() / 2):
+                    await self.release_held()
                     await self.reconcile()
                     await self.observe_backlog()
                     last_reconcile = time.monotonic()
@@ -243,6 +251,11 @@ class Dispatcher:
                     )
                 )
             }
+            places = await places_of(
+                session=session,
+                scopes=[(o.scope_level, o.scope_id) for o in outages.values()]
+                + [("place", w.scope_id) for w in windows.values()],
+            )
             updates: dict[tuple[str, int], dict[str, Any]] = {}
             wanted = {
                 (r.outage_id, r.sequence) for r in rows if r.stage == "update" and r.outage_id
@@ -273,14 +286,16 @@ class Dispatcher:
             if address is None:
                 continue
             if outage is None and window is not None:
-                notices[row.id] = self._maintenance_notice(row, customer, window, address)
+                area = places[("place", window.scope_id)].called(row.language)
+                notices[row.id] = self._maintenance_notice(row, customer, window, address, area)
                 continue
             assert outage is not None  # noqa: S101 - one of the two, checked above
             update = updates.get((row.outage_id or "", row.sequence), {})
             message = update_text(
                 update.get("messages") or {}, update.get("template"), row.language
             )
-            notices[row.id] = self._notice(row, customer, outage, address, message)
+            area = places[(outage.scope_level, outage.scope_id)].called(row.language)
+            notices[row.id] = self._notice(row, customer, outage, address, message, area)
         return notices
 
     def _unsubscribe(self, customer: Customer, channel: str) -> str | None:
@@ -292,7 +307,7 @@ class Dispatcher:
         )
 
     def _maintenance_notice(
-        self, row: ClaimedRow, customer: Customer, window: Maintenance, to: str
+        self, row: ClaimedRow, customer: Customer, window: Maintenance, to: str, area: str
     ) -> Notice:
         unsubscribe = self._unsubscribe(customer, row.channel)
         rendered = self.renderer.render(
@@ -311,6 +326,7 @@ class Dispatcher:
                 message=window.reason,
                 window_start=window.starts_at,
                 window_end=window.ends_at,
+                area=area,
             ),
             max_sms_segments=self.settings.sms_max_segments,
         )
@@ -335,7 +351,13 @@ class Dispatcher:
         )
 
     def _notice(
-        self, row: ClaimedRow, customer: Customer, outage: Outage, to: str, message: str
+        self,
+        row: ClaimedRow,
+        customer: Customer,
+        outage: Outage,
+        to: str,
+        message: str,
+        area: str,
     ) -> Notice:
         unsubscribe = self._unsubscribe(customer, row.channel)
         rendered = self.renderer.render(
@@ -353,6 +375,7 @@ class Dispatcher:
                 unsubscribe_url=unsubscribe,
                 message=message,
                 cause=outage.cause,
+                area=area,
             ),
             max_sms_segments=self.settings.sms_max_segments,
         )
@@ -361,7 +384,7 @@ class Dispatcher:
     async def _send(self, row: ClaimedRow, notice: Notice | None) -> Outcome:
         channel = self.channels.get(row.channel)
         if channel is None:
-            return Outcome(row, notice, error=PermanentDeliveryError("channel_not_configured"))
+            return Outcome(row, notice, error=PermanentDeliveryError(NOT_CONFIGURED))
         if notice is None:
             return Outcome(row, notice, error=PermanentDeliveryError("no_address"))
         endpoint = urlsplit(notice.to).netloc if row.channel == "webhook" else ""
@@ -499,6 +522,14 @@ class Dispatcher:
                 "last_error": None,
             }
         error = outcome.error or TemporaryDeliveryError("no_outcome")
+        if error.reason == NOT_CONFIGURED:
+            # Nobody was called: the row waits, unattempted, for a notifier with the channel.
+            log.debug("notice held", outbox_id=row.id, channel=row.channel, reason=error.reason)
+            return {
+                "state": HELD,
+                "attempts": max(row.attempts - 1, 0),
+                "last_error": error.reason,
+            }
         if error.reason == "circuit_open":
             # The provider was not called: this does not count as an attempt.
             return {
@@ -528,6 +559,22 @@ class Dispatcher:
         self.metrics.failed.labels(row.channel, provider, row.stage, error.reason).inc()
         log.warning("notice failed", outbox_id=row.id, channel=row.channel, reason=error.reason)
         return {"state": FAILED, "provider": provider, "last_error": error.reason}
+
+    async def release_held(self) -> int:
+        """Put the held rows of the channels this notifier has back in line, due now."""
+        if not self.channels:
+            return 0
+        async with transaction(self.sessions) as session:
+            result = await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.state == HELD, OutboxRow.channel.in_(sorted(self.channels)))
+                .values(state=PENDING, next_attempt_at=self.clock(), last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+        released = int(result.rowcount)  # type: ignore[attr-defined]
+        if released:
+            log.info("held notices released", rows=released, channels=sorted(self.channels))
+        return released
 
     async def reconcile(self) -> int:
         """Settle rows whose claim outlived its lease (their notifier died mid-send)."""
@@ -563,6 +610,22 @@ class Dispatcher:
                     )
                 )
             ).one()
+            held: dict[str, int] = {
+                channel: number
+                for channel, number in await session.execute(
+                    select(OutboxRow.channel, func.count())
+                    .where(OutboxRow.state == HELD)
+                    .group_by(OutboxRow.channel)
+                )
+            }
         self.metrics.backlog.set(count)
         age = (self.clock() - oldest).total_seconds() if oldest is not None else 0.0
         self.metrics.oldest_pending_seconds.set(max(0.0, age))
+        for channel in ("sms", "email", "webhook"):
+            self.metrics.held.labels(channel).set(held.get(channel, 0))
+        if held:
+            log.warning(
+                "notices held: their channel is not configured on this notifier",
+                held=held,
+                reason=NOT_CONFIGURED,
+            )

@@ -22,6 +22,7 @@ class NotifierMetrics:
     oldest_pending_seconds: Gauge
     circuit_open: Gauge
     fallbacks: Counter
+    held: Gauge
 
 
 @cache
@@ -72,6 +73,12 @@ def notifier_metrics(registry: CollectorRegistry = REGISTRY) -> NotifierMetrics:
             "forewarn_notification_fallbacks_total",
             "Notices re-planned on the fallback channel after their channel failed.",
             ["from_channel", "to_channel"],
+            registry=registry,
+        ),
+        held=Gauge(
+            "forewarn_outbox_held",
+            "Outbox rows held because their channel is not configured on this notifier.",
+            ["channel"],
             registry=registry,
         ),
     )

@@ -24,20 +24,11 @@ from jinja2 import (
     select_autoescape,
 )
 
+from app.domain.services import ANY_SERVICE, SERVICE_NAMES
 from notifiers.segments import sms_length
 
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_LANGUAGE = "en"
-
-# How each language names the services a rule can list; an unknown one shows its id.
-SERVICE_NAMES: dict[str, dict[str, str]] = {
-    "en": {"internet": "internet", "tv": "TV", "voice": "phone line", "mobile": "mobile"},
-    "de": {"internet": "Internet", "tv": "TV", "voice": "Telefon", "mobile": "Mobilfunk"},
-    "es": {"internet": "internet", "tv": "televisión", "voice": "teléfono", "mobile": "móvil"},
-    "vi": {"internet": "Internet", "tv": "truyền hình", "voice": "điện thoại", "mobile": "di động"},
-    "hi": {"internet": "इंटरनेट", "tv": "टीवी", "voice": "फ़ोन", "mobile": "मोबाइल"},
-}
-ANY_SERVICE = {"en": "service", "de": "Dienst", "es": "servicio", "vi": "dịch vụ", "hi": "सेवा"}
 
 
 class TemplateMissingError(LookupError):
@@ -63,6 +54,7 @@ class NoticeFacts:
     cause: str | None = None
     window_start: datetime | None = None  # planned maintenance
     window_end: datetime | None = None
+    area: str = ""  # the place's name in this language (app/domain/places.py), never its id
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +189,7 @@ class Renderer:
                 "cause": facts.cause or "",
                 "window_start": when(facts.window_start),
                 "window_end": when(facts.window_end),
+                "area": facts.area,
             }
         )
 

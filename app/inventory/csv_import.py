@@ -66,6 +66,14 @@ def _header(file: str, model: type[BaseModel], cells: list[str], errors: Errors)
 
 def _cell_value(model: type[BaseModel], column: str, cell: str) -> Any:
     """Turn one non-empty cell into what the model takes for `column`."""
+    if column == "names":
+        names: dict[str, str] = {}
+        for part in LIST_SEPARATOR.split(cell):
+            language, separator, text = part.partition("=")
+            if not separator:
+                raise ValueError("write names as language=name;…, e.g. en=Riverside;de=Flussufer")
+            names[language.strip()] = text.strip()
+        return names
     if column == "quiet_hours":
         start, separator, end = cell.partition("-")
         if not separator:

@@ -26,6 +26,8 @@ class TopologyNode(Base):
         ForeignKey("topology_nodes.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str | None] = mapped_column(String(256))
+    # Display names per language ({"en": "Riverside", "de": "Flussufer"}); see domain/places.
+    names: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class Device(Base):

@@ -78,6 +78,10 @@ class NodeIn(BaseModel):
     level: Literal["region", "hub", "node"]
     parent: Identifier | None = None
     name: str | None = Field(default=None, max_length=256)
+    names: dict[Language, Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None,
+        description='The name customers know, per language: {"en": "Riverside", "de": ...}.',
+    )
 
 
 class DeviceIn(BaseModel):

@@ -132,7 +132,15 @@ async def replace_inventory(*, session: AsyncSession, doc: InventoryIn) -> Inven
             session,
             nodes_table,
             [
-                {"id": n.id, "level": n.level, "parent_id": n.parent, "name": n.name}
+                {
+                    "id": n.id,
+                    "level": n.level,
+                    "parent_id": n.parent,
+                    "name": n.name,
+                    "names": {lang.value: text for lang, text in n.names.items()}
+                    if n.names
+                    else None,
+                }
                 for n in doc.nodes
                 if n.level == level
             ],

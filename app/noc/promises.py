@@ -92,9 +92,17 @@ async def outages_by_state(*, session: AsyncSession) -> dict[tuple[str, str], in
 
 
 async def maintenance_due(
-    *, session: AsyncSession, now: datetime, limit: int = 100
+    *,
+    session: AsyncSession,
+    now: datetime,
+    settle: timedelta = timedelta(0),
+    limit: int = 100,
 ) -> list[tuple[Maintenance, str]]:
-    """Maintenance windows with a notice stage due now; each is claimed (marked planned)."""
+    """Maintenance windows with a notice stage due now; each is claimed (marked planned).
+
+    `completed` is due `settle` after the window ended: detection was held on the scope
+    while the work ran, so it needs that long to see whether the place works again.
+    """
     due: list[tuple[Maintenance, str]] = []
     live = and_(Maintenance.cancelled_at.is_(None), Maintenance.ends_at > now - timedelta(days=1))
     stages = (
@@ -107,7 +115,7 @@ async def maintenance_due(
         (
             "maintenance_completed",
             Maintenance.completed_planned_at,
-            and_(Maintenance.ends_at <= now, Maintenance.started_planned_at.is_not(None)),
+            and_(Maintenance.ends_at <= now - settle, Maintenance.started_planned_at.is_not(None)),
         ),
     )
     for stage, mark, when in stages:

@@ -34,6 +34,7 @@ from app.notifications.recipients import (
     listed_channels,
     told_customers,
 )
+from app.notifications.truth import still_failing, taken_over_since
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
@@ -345,6 +346,13 @@ async def plan_maintenance_notices(
 
     While the work runs its services are down, so the `started` notice avoids the channels
     that depend on them, as an outage's notices do.
+
+    `completed` says everything works again, so it goes only to customers for whom that is
+    true (see `app.notifications.truth`): nobody under an outage customers were told of,
+    nobody told `detected` of an outage since the work began (that outage's resolution is
+    their news; no late "completed" follows it). While an outage affecting some of them is
+    only suspected, their notice is not decided: the window's claim is released and it is
+    planned again on the next round (the others' rows are not planned twice).
     """
     level = await session.scalar(
         select(TopologyNode.level).where(TopologyNode.id == window.scope_id)
@@ -354,6 +362,15 @@ async def plan_maintenance_notices(
     recipients = await affected_customers(
         session=session, scope_level=level, scope_id=window.scope_id, services=window.services
     )
+    if stage == "maintenance_completed":
+        ids = [r.customer_id for r in recipients]
+        failing = await still_failing(session=session, customers=ids)
+        out = failing.told | await taken_over_since(
+            session=session, since=window.starts_at, customers=ids
+        )
+        if failing.suspected - out:
+            window.completed_planned_at = None  # decide again once those outages are decided
+        recipients = [r for r in recipients if r.customer_id not in out | failing.suspected]
     rows: list[dict[str, Any]] = []
     for r in recipients:
         channels = r.channels

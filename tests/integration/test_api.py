@@ -268,7 +268,8 @@ async def test_the_public_status_page_needs_no_token_and_escapes_what_it_shows(
         page = await anonymous.get(url.removeprefix("https://status.example.net"))
         unknown = await anonymous.get("/o/not-a-token")
     assert page.status_code == 200
-    assert "node-17" in page.text and "internet" in page.text
+    assert "Node 17" in page.text and "internet" in page.text  # the area named, not its id
+    assert "node-17" not in page.text
     assert unknown.status_code == 404
 
 

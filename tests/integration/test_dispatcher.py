@@ -260,7 +260,7 @@ async def test_two_notifiers_on_one_outbox_send_every_notice_exactly_once(
     await second.aclose()
 
 
-async def test_a_notice_for_a_channel_with_no_provider_fails_cleanly(
+async def test_a_notice_for_a_channel_with_no_provider_is_held_not_failed(
     sessions: async_sessionmaker[AsyncSession],
     smtp_server: SmtpSink,
     sms_gateway: SmsGatewaySimulator,
@@ -276,7 +276,7 @@ async def test_a_notice_for_a_channel_with_no_provider_fails_cleanly(
     await dispatcher.dispatch_once()
     async with sessions() as session:
         row = await session.scalar(select(OutboxRow).where(OutboxRow.channel == "webhook"))
-    assert row is not None and (row.state, row.last_error) == ("failed", "channel_not_configured")
+    assert row is not None and (row.state, row.last_error) == ("held", "channel_not_configured")
     assert len(sms_gateway.messages) == 1
     await dispatcher.aclose()
 

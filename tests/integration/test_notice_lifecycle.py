@@ -340,7 +340,7 @@ async def test_planned_work_is_announced_started_and_completed_with_its_own_page
     clock.now = start + timedelta(minutes=1)
     await planner.keep_promises()
     await drain(world)
-    clock.now = start + timedelta(hours=1, minutes=1)
+    clock.now = start + timedelta(hours=1, minutes=11)  # the end, plus the 10-minute hold
     await planner.keep_promises()
     await drain(world)
 
