@@ -28,10 +28,10 @@ from app.main import create_app
 from app.settings import Role
 from tests.factories import make_customer, make_inventory
 from tests.integration.api_client import TOKENS, api_settings
+from tests.integration.consents import opt_outs
 from tests.integration.test_provider_webhooks import (
     AUTH_TOKEN,
     PHONE,
-    opt_outs,
     outbox_row,
     seed,
     signed_post,
@@ -39,8 +39,9 @@ from tests.integration.test_provider_webhooks import (
 
 pytestmark = pytest.mark.integration
 
-# Every table one of these writes touches: customers (today's opt-outs), the outbox (receipts).
-LOCKED_TABLES = ("customers", "notification_outbox")
+# Every table one of these writes touches: consents (opt-outs), the outbox (receipts); customers
+# too, where opt-outs were written before they were kept apart.
+LOCKED_TABLES = ("customers", "consents", "notification_outbox")
 
 
 def impatient_engine(database_url: str) -> AsyncEngine:
