@@ -313,6 +313,8 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", "/v1/maintenance", Role.VIEWER),
     ("DELETE", "/v1/maintenance/1", Role.ENGINEER),
     ("GET", "/v1/customers/x/outages", Role.VIEWER),
+    ("GET", "/v1/customers/x/consents", Role.VIEWER),
+    ("PUT", "/v1/customers/x/consents/email", Role.ENGINEER),
     ("GET", "/v1/lookup", Role.VIEWER),
     ("GET", "/v1/tokens", Role.ADMIN),
     ("POST", "/v1/tokens", Role.ADMIN),
@@ -351,7 +353,7 @@ async def _protected_routes(client: ClientFactory) -> set[tuple[str, str]]:
         for method in operations:
             concrete = path.replace("{rule_id}", "1").replace("{window_id}", "1")
             concrete = concrete.replace("{outage_id}", "x").replace("{customer_id}", "x")
-            concrete = concrete.replace("{name}", "x")
+            concrete = concrete.replace("{name}", "x").replace("{channel}", "email")
             found.add((method.upper(), concrete))
     return found
 

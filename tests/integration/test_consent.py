@@ -22,6 +22,7 @@ from app.db import transaction
 from app.inventory.consent import Source, consent_history
 from app.inventory.csv_import import import_inventory_dir
 from app.inventory.service import import_inventory_file
+from app.links import unsubscribe_token
 from app.main import create_app
 from app.notifications.models import OutboxRow
 from app.notifications.planner import plan_notices
@@ -249,3 +250,30 @@ async def test_a_stop_after_the_first_notice_holds_for_the_updates_after_a_reimp
         ("c-2", "update", "sms"),
         ("c-2", "update", "email"),
     }
+
+
+async def test_a_choice_told_to_the_contact_centre_is_the_customers_own_and_outlives_imports(
+    api: Client, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    unsubscribe = f"/u/{unsubscribe_token('link-secret-for-tests', 'c-1', 'email')}"
+    async with api() as http:
+        await put_inventory(http, INVENTORY)
+        assert (await http.post(unsubscribe)).status_code == 200
+        resumed = await http.put("/v1/customers/c-1/consents/email", json={"opted_out": False})
+        stopped = await http.put("/v1/customers/c-1/consents/sms", json={"opted_out": True})
+        await put_inventory(http, INVENTORY)
+        shown = await http.get("/v1/customers/c-1/consents")
+        unknown = await http.put("/v1/customers/c-9/consents/sms", json={"opted_out": True})
+
+    assert resumed.status_code == 200 and resumed.json()["opted_out"] == []
+    assert stopped.status_code == 200 and stopped.json()["opted_out"] == ["sms"]
+    assert shown.json()["opted_out"] == ["sms"] and shown.json()["listed_by_inventory"] == []
+    assert [
+        (r["channel"], r["opted_out"], r["source"], r["actor"]) for r in shown.json()["history"]
+    ] == [
+        ("email", True, "unsubscribe_link", None),
+        ("email", False, "api", "admin"),
+        ("sms", True, "api", "admin"),
+    ]
+    assert unknown.status_code == 404
+    assert await opt_outs(sessions, "c-1") == ["sms"]
