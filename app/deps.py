@@ -18,7 +18,15 @@ def _settings(request: Request) -> Settings:
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, in one transaction: committed on success, rolled back on error."""
+    """One session per request, in one transaction: committed on success, rolled back on error.
+
+    Declared with `scope="function"` (below), so the commit runs when the endpoint returns and
+    BEFORE the response is sent: with FastAPI's default request scope the code after `yield`
+    runs once the answer is already on the wire, and a commit that then fails (a locked or
+    unreachable database) would leave a 200 for a write that never happened. A failing
+    commit here is an error the handlers answer (503 with Retry-After when the database is
+    unavailable or busy), so the sender retries.
+    """
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with sessions() as session, session.begin():
         yield session
@@ -45,7 +53,7 @@ def _requires(role: Role) -> object:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 TokensDep = Annotated[TokenRegistry, Depends(_token_registry)]
-SessionDep = Annotated[AsyncSession, Depends(_session)]
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 Viewer = Annotated[Principal, _requires(Role.VIEWER)]
 Engineer = Annotated[Principal, _requires(Role.ENGINEER)]
 Admin = Annotated[Principal, _requires(Role.ADMIN)]

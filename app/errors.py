@@ -47,6 +47,11 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 # ("the database system is shutting down" / "is starting up", 57P03, is what a client meets
 # for seconds on each side of a restart). Too many connections passes too.
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# SQLSTATEs of a server too busy to finish in time: a lock another transaction held past
+# `lock_timeout` (55P03) and a statement cancelled by `statement_timeout` (57014). The same
+# request succeeds once the other work is done (SQLite's "database is locked" after its busy
+# timeout is an OperationalError, which passes as well).
+_BUSY_SQLSTATES = frozenset({"55P03", "57014"})
 
 
 def _server_unavailable(exc: DBAPIError) -> bool:
@@ -58,8 +63,10 @@ def _server_unavailable(exc: DBAPIError) -> bool:
 
 
 def unavailable(exc: BaseException) -> str | None:
-    """What cannot be reached, if `exc` says so (down, restarting, connection lost) rather than
-    that the request was wrong: the first is worth a retry, the second is not."""
+    """What cannot be reached, if `exc` says so (down, restarting, connection lost, too busy)
+    rather than that the request was wrong: the first is worth a retry, the second is not."""
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return "the database is busy"
     if isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and (exc.connection_invalidated or _server_unavailable(exc))
     ):

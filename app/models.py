@@ -2,7 +2,7 @@
 
 from app.audit.models import AuditEntry
 from app.db import Base
-from app.inventory.models import Customer, Device, TopologyNode, customer_devices
+from app.inventory.models import Consent, Customer, Device, TopologyNode, customer_devices
 from app.maintenance.models import Maintenance
 from app.notifications.models import OutboxRow, SurveyResponse
 from app.outages.models import Outage, TimelineEntry
@@ -12,6 +12,7 @@ from app.tokens.models import StoredToken
 __all__ = [
     "AuditEntry",
     "Base",
+    "Consent",
     "Customer",
     "Device",
     "Maintenance",

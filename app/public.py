@@ -23,6 +23,7 @@ from app.clock import utc_now
 from app.deps import SessionDep, SettingsDep
 from app.domain.services import service_name
 from app.exceptions import NotFoundError
+from app.inventory.consent import Source, record_consent
 from app.inventory.models import Customer
 from app.inventory.places import places_of
 from app.links import read_unsubscribe_token
@@ -145,8 +146,15 @@ async def unsubscribe_page(token: str, session: SessionDep, settings: SettingsDe
 async def unsubscribe(
     token: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
-    """Opt the customer out of the link's channel (one-click, RFC 8058)."""
+    """Opt the customer out of the link's channel (one-click, RFC 8058); the page answers only
+    once the opt-out is committed (a busy database is a 503: the mail client retries)."""
     customer, channel = await _customer_channel(settings, session, token)
-    if channel not in customer.opt_outs:
-        customer.opt_outs = [*customer.opt_outs, channel]
+    record_consent(
+        session=session,
+        customer_id=customer.id,
+        channel=channel,
+        opted_out=True,
+        source=Source.UNSUBSCRIBE_LINK,
+        at=utc_now(),
+    )
     return _page("unsubscribe.html.j2", title="Unsubscribed", channel=channel, done=True)

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, utc_now
 from app.db import transaction
+from app.inventory.consent import opt_outs_of
 from app.inventory.models import Customer
 from app.inventory.places import places_of
 from app.links import unsubscribe_url
@@ -483,7 +484,10 @@ class Dispatcher:
         address = (
             {"sms": customer.phone, "email": customer.email}.get(fallback) if customer else None
         )
-        if customer is None or address is None or fallback in (customer.opt_outs or ()):
+        if customer is None or address is None:
+            return
+        opted_out = await opt_outs_of(session=session, listed={customer.id: customer.opt_outs})
+        if fallback in opted_out[customer.id]:
             return
         if row.maintenance_id is not None:
             return  # planned work is not worth a second channel

@@ -14,10 +14,11 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from pydantic import AfterValidator
 
 from app.clock import utc_now
-from app.customers.schemas import CustomerOutages
+from app.customers.consents import customer_consent, set_consent
+from app.customers.schemas import ConsentIn, CustomerConsent, CustomerOutages
 from app.customers.service import ContactSink, customer_id_by_phone, customer_outages
-from app.deps import SessionDep, SettingsDep, Viewer
-from app.inventory.schemas import normalise_phone
+from app.deps import Engineer, SessionDep, SettingsDep, Viewer
+from app.inventory.schemas import Channel, normalise_phone
 
 router = APIRouter(tags=["customers"])
 
@@ -67,3 +68,26 @@ async def lookup_by_phone(
     )
     _record_contact(request, tasks, customer_id)
     return answer
+
+
+@router.get("/v1/customers/{customer_id}/consents")
+async def get_customer_consents(
+    customer_id: str, session: SessionDep, _viewer: Viewer
+) -> CustomerConsent:
+    """What the customer is opted out of, what the inventory lists, and every choice on record."""
+    return await customer_consent(session=session, customer_id=customer_id)
+
+
+@router.put("/v1/customers/{customer_id}/consents/{channel}")
+async def put_customer_consent(
+    customer_id: str, channel: Channel, choice: ConsentIn, session: SessionDep, engineer: Engineer
+) -> CustomerConsent:
+    """Record a choice the customer told the contact centre; stored before the answer."""
+    return await set_consent(
+        session=session,
+        customer_id=customer_id,
+        channel=channel.value,
+        opted_out=choice.opted_out,
+        actor=engineer.name,
+        now=utc_now(),
+    )

@@ -23,3 +23,24 @@ class CustomerOutages(BaseModel):
     customer_id: str
     affected: bool
     outages: list[CustomerOutage]
+
+
+class ConsentIn(BaseModel):
+    """A choice the customer made and told the contact centre: stop this channel, or resume."""
+
+    opted_out: bool
+
+
+class ConsentRecord(BaseModel):
+    channel: str
+    opted_out: bool
+    source: str
+    actor: str | None
+    at: datetime
+
+
+class CustomerConsent(BaseModel):
+    customer_id: str
+    opted_out: list[str]
+    listed_by_inventory: list[str]
+    history: list[ConsentRecord]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,8 +16,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Entity, record
+from app.clock import utc_now
 from app.errors import field_path
 from app.exceptions import InvalidInputError
+from app.inventory.consent import record_listed_opt_outs
 from app.inventory.models import Customer, Device, TopologyNode, customer_devices
 from app.inventory.schemas import InventoryIn, InventorySummary
 
@@ -101,11 +104,15 @@ async def _delete_missing(session: AsyncSession, table: Table, keep: set[str]) -
         await session.execute(delete(table).where(table.c.id.in_(gone[start : start + CHUNK])))
 
 
-async def replace_inventory(*, session: AsyncSession, doc: InventoryIn) -> InventorySummary:
+async def replace_inventory(
+    *, session: AsyncSession, doc: InventoryIn, clock: Callable[[], datetime] = utc_now
+) -> InventorySummary:
     """Make the stored inventory exactly `doc`; raise `InvalidInputError` listing every problem.
 
     Rows that stay are updated in place (so outbox history keeps its customers); rows that
-    are gone are deleted.
+    are gone are deleted. Consent records are not inventory: none is changed or deleted here
+    (a customer's own STOP survives any document); an opt-out the document newly lists is
+    recorded as the operator's (`app.inventory.consent`).
     """
     errors = check_references(doc)
     if errors:
@@ -149,6 +156,11 @@ async def replace_inventory(*, session: AsyncSession, doc: InventoryIn) -> Inven
         session,
         devices_table,
         [{"id": d.id, "node_id": d.node, "services": list(d.services)} for d in doc.devices],
+    )
+    await record_listed_opt_outs(
+        session=session,
+        listed={c.id: [ch.value for ch in c.opt_outs] for c in doc.customers},
+        at=clock(),
     )
     await _write(
         session,

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.inventory.consent import opt_outs_of
 from app.inventory.models import Customer, Device, TopologyNode, customer_devices
 from app.notifications.models import OutboxRow
 
@@ -81,14 +82,17 @@ async def affected_customers(
             continue
         found.setdefault(customer_id, tuple(row))
         hit.setdefault(customer_id, set()).update(affected)
+    opted_out = await opt_outs_of(
+        session=session, listed={customer_id: row[3] for customer_id, row in found.items()}
+    )
     recipients = []
-    for customer_id, (_, language, channels, opt_outs, zone, quiet, priority, _s) in found.items():
+    for customer_id, (_, language, channels, _o, zone, quiet, priority, _s) in found.items():
         down = {CHANNEL_NEEDS[c] for c in CHANNEL_NEEDS if CHANNEL_NEEDS[c] in hit[customer_id]}
         recipients.append(
             Recipient(
                 customer_id=customer_id,
                 language=language,
-                channels=usable_channels(channels, opt_outs or (), down),
+                channels=usable_channels(channels, opted_out[customer_id], down),
                 timezone=zone,
                 quiet_hours=quiet,
                 priority=bool(priority),
@@ -114,12 +118,18 @@ async def told_customers(*, session: AsyncSession, outage_id: str) -> list[Recip
         .where(OutboxRow.outage_id == outage_id, OutboxRow.stage == "detected")
         .order_by(OutboxRow.id)
     )
-    channels: dict[str, list[str]] = {}
+    planned: list[tuple[str, str]] = []
+    listed: dict[str, list[str]] = {}
     facts: dict[str, tuple[Any, ...]] = {}
     for customer_id, language, channel, zone, quiet, priority, opt_outs in rows:
-        if channel not in (opt_outs or ()):
-            channels.setdefault(customer_id, []).append(channel)
+        planned.append((customer_id, channel))
+        listed[customer_id] = opt_outs or []
         facts[customer_id] = (language, zone, quiet, bool(priority))
+    opted_out = await opt_outs_of(session=session, listed=listed)
+    channels: dict[str, list[str]] = {}
+    for customer_id, channel in planned:
+        if channel not in opted_out[customer_id]:
+            channels.setdefault(customer_id, []).append(channel)
     return [
         Recipient(c, facts[c][0], tuple(channels.get(c, ())), facts[c][1], facts[c][2], facts[c][3])
         for c in facts
@@ -127,10 +137,11 @@ async def told_customers(*, session: AsyncSession, outage_id: str) -> list[Recip
 
 
 async def listed_channels(session: AsyncSession, customer_id: str) -> tuple[str, ...]:
-    """The channels the customer listed, minus those they opted out of."""
+    """The channels the customer listed, minus those they (or the inventory) opted out of."""
     row = (
         await session.execute(
             select(Customer.channels, Customer.opt_outs).where(Customer.id == customer_id)
         )
     ).one()
-    return usable_channels(row[0], row[1] or (), ())
+    opted_out = await opt_outs_of(session=session, listed={customer_id: row[1]})
+    return usable_channels(row[0], opted_out[customer_id], ())

@@ -25,7 +25,8 @@ def webhook_metrics(registry: CollectorRegistry = REGISTRY) -> WebhookMetrics:
         ),
         replies=Counter(
             "forewarn_sms_replies_total",
-            "SMS replies received from customers, by what they did (opt_out, survey, ignored).",
+            "SMS replies received from customers, by what they did "
+            "(opt_out, opt_in, survey, ignored).",
             ["action"],
             registry=registry,
         ),

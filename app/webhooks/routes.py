@@ -25,6 +25,7 @@ from app.auth import ForbiddenError
 from app.clock import utc_now
 from app.deps import SessionDep, SettingsDep
 from app.exceptions import InvalidInputError
+from app.inventory.consent import Source, record_consent
 from app.inventory.models import Customer
 from app.inventory.schemas import normalise_phone
 from app.notifications.models import OutboxRow, SurveyResponse
@@ -45,9 +46,24 @@ STOP_WORDS: dict[str, tuple[str, ...]] = {
     "vi": ("HUY", "HỦY", "DUNG", "DỪNG"),
     "hi": ("रोकें", "बंद", "BAND"),
 }
-_STOP = frozenset(
-    unicodedata.normalize("NFC", word).casefold() for words in STOP_WORDS.values() for word in words
-)
+# Replies that opt a customer back in to SMS after a STOP.
+START_WORDS: dict[str, tuple[str, ...]] = {
+    "en": ("START", "UNSTOP"),
+    "de": ("START", "ANMELDEN"),
+    "es": ("ALTA", "INICIAR"),
+    "vi": ("BAT DAU", "BẮT ĐẦU"),
+    "hi": ("शुरू", "SHURU"),
+}
+
+
+def _keywords(words: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    return frozenset(
+        unicodedata.normalize("NFC", word).casefold() for group in words.values() for word in group
+    )
+
+
+_STOP = _keywords(STOP_WORDS)
+_START = _keywords(START_WORDS)
 _SCORE = re.compile(r"[1-5]")
 # Punctuation people put after a one-word reply ("Stop!", "4.", "रोकें।").
 _TRAILING = " \t\r\n.!?।"
@@ -141,7 +157,8 @@ async def record_receipt(
 
 @router.post("/sms/inbound")
 async def sms_inbound(form: SignedForm, request: Request, session: SessionDep) -> Response:
-    """Act on a customer's reply: a STOP word opts out of SMS, a digit 1-5 rates the handling.
+    """Act on a customer's reply: a STOP word opts out of SMS, a START word opts back in, a
+    digit 1-5 rates the handling. The choice is committed before the answer (or it is a 503).
 
     Answers empty TwiML: Forewarn sends no reply message.
     """
@@ -160,7 +177,7 @@ def reply_word(body: str) -> str:
 
 
 async def handle_reply(*, session: AsyncSession, sender: str, body: str, now: datetime) -> str:
-    """Apply one inbound SMS; return what it did: `opt_out`, `survey` or `ignored`."""
+    """Apply one inbound SMS; return what it did: `opt_out`, `opt_in`, `survey` or `ignored`."""
     try:
         phone = normalise_phone(sender)
     except ValueError:
@@ -173,11 +190,18 @@ async def handle_reply(*, session: AsyncSession, sender: str, body: str, now: da
     action = "ignored"
     if not customers:
         reason = "unknown_sender"
-    elif word in _STOP:
+    elif word in _STOP or word in _START:
+        opted_out = word in _STOP
         for customer in customers:
-            if "sms" not in customer.opt_outs:
-                customer.opt_outs = [*customer.opt_outs, "sms"]
-        action, reason = "opt_out", "stop_word"
+            record_consent(
+                session=session,
+                customer_id=customer.id,
+                channel="sms",
+                opted_out=opted_out,
+                source=Source.SMS_KEYWORD,
+                at=now,
+            )
+        action, reason = ("opt_out", "stop_word") if opted_out else ("opt_in", "start_word")
     elif _SCORE.fullmatch(word):
         rated = [
             c.id for c in customers if await record_score(session, c.id, int(word), now) is not None

@@ -19,6 +19,7 @@ from app.rules.service import enabled_rule_specs
 from app.settings import Role
 from tests.factories import apply_transition, make_rule, node_rule
 from tests.integration.api_client import ClientFactory, api_settings, client_factory
+from tests.integration.consents import opt_outs
 
 pytestmark = pytest.mark.integration
 
@@ -282,14 +283,12 @@ async def test_one_click_unsubscribe_opts_out_only_on_post_and_rejects_forged_li
         await api.put("/v1/inventory", json=INVENTORY)
     async with client(None) as anonymous:
         asked = await anonymous.get(f"/u/{token}")
-        async with sessions() as session:
-            before = await session.get(Customer, "c-1")
+        before = await opt_outs(sessions)
         done = await anonymous.post(f"/u/{token}")
         rejected = await anonymous.post(f"/u/{forged}")
-    async with sessions() as session:
-        after = await session.get(Customer, "c-1")
-    assert asked.status_code == 200 and before is not None and before.opt_outs == []
-    assert done.status_code == 200 and after is not None and after.opt_outs == ["email"]
+    after = await opt_outs(sessions)
+    assert asked.status_code == 200 and before == []
+    assert done.status_code == 200 and after == ["email"]
     assert rejected.status_code == 404
 
 
@@ -314,6 +313,8 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", "/v1/maintenance", Role.VIEWER),
     ("DELETE", "/v1/maintenance/1", Role.ENGINEER),
     ("GET", "/v1/customers/x/outages", Role.VIEWER),
+    ("GET", "/v1/customers/x/consents", Role.VIEWER),
+    ("PUT", "/v1/customers/x/consents/email", Role.ENGINEER),
     ("GET", "/v1/lookup", Role.VIEWER),
     ("GET", "/v1/tokens", Role.ADMIN),
     ("POST", "/v1/tokens", Role.ADMIN),
@@ -352,7 +353,7 @@ async def _protected_routes(client: ClientFactory) -> set[tuple[str, str]]:
         for method in operations:
             concrete = path.replace("{rule_id}", "1").replace("{window_id}", "1")
             concrete = concrete.replace("{outage_id}", "x").replace("{customer_id}", "x")
-            concrete = concrete.replace("{name}", "x")
+            concrete = concrete.replace("{name}", "x").replace("{channel}", "email")
             found.add((method.upper(), concrete))
     return found
 

@@ -64,6 +64,8 @@ class _Driver(Exception):
         (DBAPIError("SELECT 1", {}, _Driver("57P01")), True),
         (DBAPIError("SELECT 1", {}, _Driver("08006")), True),
         (DBAPIError("SELECT 1", {}, _Driver("40P01")), False),
+        (DBAPIError("UPDATE customers", {}, _Driver("55P03")), True),  # lock_timeout
+        (DBAPIError("UPDATE customers", {}, _Driver("57014")), True),  # statement_timeout
         (IntegrityError("INSERT", {}, ValueError("duplicate key")), False),
         (FileNotFoundError("template"), False),
     ],

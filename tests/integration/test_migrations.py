@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.migrate import current_revision, head_revision
+from app.db import create_engine
+from app.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
 from app.models import Base
 
 
@@ -61,3 +64,30 @@ def test_a_bad_setting_stops_start_up_and_names_the_variable() -> None:
     )
     assert result.returncode == 2
     assert "FOREWARN_API_PORT" in result.stderr
+
+
+async def test_opt_outs_stored_before_consents_were_kept_apart_survive_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0001")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO customers (id, name, language, timezone, channels, opt_outs,"
+                    " priority) VALUES ('c-1', 'Anna', 'de', 'UTC', '[\"sms\", \"email\"]',"
+                    " '[\"sms\"]', 0), ('c-2', 'Ben', 'en', 'UTC', '[\"sms\"]', '[]', 0)"
+                )
+            )
+        await asyncio.to_thread(upgrade_to_head, url)
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text("SELECT customer_id, channel, opted_out, source FROM consents")
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in rows] == [("c-1", "sms", 1, "migrated")]

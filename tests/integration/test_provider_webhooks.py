@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
-from app.inventory.models import Customer
 from app.main import create_app
 from app.notifications.models import OutboxRow, SurveyResponse
 from app.webhooks import twilio
 from tests.factories import open_outage_on_node_17
 from tests.integration.api_client import api_settings
+from tests.integration.consents import opt_outs
 
 pytestmark = pytest.mark.integration
 
@@ -146,13 +146,6 @@ async def outbox_row(sessions: async_sessionmaker[AsyncSession], provider_id: st
         row = await session.scalar(select(OutboxRow).where(OutboxRow.provider_id == provider_id))
     assert row is not None
     return row
-
-
-async def opt_outs(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
-    async with sessions() as session:
-        customer = await session.get(Customer, "c-1")
-    assert customer is not None
-    return list(customer.opt_outs)
 
 
 async def scores(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, str, int]]:
