@@ -1,7 +1,7 @@
 """places carry display names per language
 
 Revision ID: 20261204_03_place_names
-Revises: 0001
+Revises: 20261204_01_consents
 Create Date: 2026-12-04 10:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261204_03_place_names"
-down_revision: str | None = "0001"
+down_revision: str | None = "20261204_01_consents"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
