@@ -69,6 +69,7 @@ class ClaimedRow:
     attempts: int
     sequence: int = 0
     maintenance_id: int | None = None
+    services: tuple[str, ...] = ()  # the customer's affected services, as planned
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,12 +215,17 @@ class Dispatcher:
                 OutboxRow.attempts,
                 OutboxRow.sequence,
                 OutboxRow.maintenance_id,
+                OutboxRow.services,
             )
             .execution_options(synchronize_session=False)
         )
         async with transaction(self.sessions) as session:
             result = await session.execute(statement)
-            return sorted((ClaimedRow(**row._asdict()) for row in result), key=lambda r: r.id)
+            claimed = (
+                ClaimedRow(**{**row._asdict(), "services": tuple(row.services or ())})
+                for row in result
+            )
+            return sorted(claimed, key=lambda r: r.id)
 
     async def _notices(self, rows: Sequence[ClaimedRow]) -> dict[int, Notice]:
         async with self.sessions() as session:
@@ -301,7 +307,7 @@ class Dispatcher:
                 language=row.language,
                 timezone=customer.timezone,
                 customer_name=customer.name,
-                services=tuple(window.services or ()),
+                services=row.services,
                 started_at=window.starts_at,
                 resolved_at=window.ends_at,
                 next_update_due=None,
@@ -344,7 +350,7 @@ class Dispatcher:
                 language=row.language,
                 timezone=customer.timezone,
                 customer_name=customer.name,
-                services=tuple(outage.services),
+                services=row.services,
                 started_at=outage.opened_at or outage.started_at,
                 resolved_at=outage.resolved_at,
                 next_update_due=outage.next_update_due,
@@ -474,6 +480,7 @@ class Dispatcher:
                     "sequence": row.sequence,
                     "channel": fallback,
                     "language": row.language,
+                    "services": list(row.services),
                     "state": PENDING,
                     "attempts": 0,
                     "priority": 1,

@@ -96,7 +96,11 @@ async def setup(world: dict[str, Any], customers: list[dict[str, Any]]) -> tuple
 
 
 async def transition(
-    world: dict[str, Any], rule_id: int, state: OutageState, at: datetime
+    world: dict[str, Any],
+    rule_id: int,
+    state: OutageState,
+    at: datetime,
+    services: tuple[str, ...] = ("internet",),
 ) -> OutageEvent:
     sessions: async_sessionmaker[AsyncSession] = world["sessions"]
     settings: Settings = world["settings"]
@@ -113,7 +117,7 @@ async def transition(
                 at=at,
                 started_at=at,
                 severity="major",
-                services=("internet",),
+                services=services,
             ),
             next_update_interval=settings.next_update_interval,
             clock=world["clock"],
@@ -394,3 +398,143 @@ async def test_a_notice_waiting_for_a_retry_is_not_mistaken_for_one_held_for_the
     await drain(world)
     stages = sorted((r.stage, r.state) for r in await rows(world))
     assert stages == [("detected", "sent"), ("resolved", "sent")]
+
+
+# An outage of three services, and customers whose devices carry only some of them.
+ALL_THREE = ("internet", "tv", "voice")
+
+
+def with_device_services(inventory: dict[str, Any], services: dict[str, list[str]]) -> None:
+    for device in inventory["devices"]:
+        device["services"] = services[device["id"]]
+
+
+def words(body: str) -> str:
+    """A notice without its links (a random token could spell "TV")."""
+    return " ".join(w for w in body.split() if not w.startswith("https://"))
+
+
+async def test_each_customer_hears_of_their_own_services_at_every_stage(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator, smtp_server: SmtpSink
+) -> None:
+    clock: FakeClock = world["clock"]
+    client: ClientFactory = world["client"]
+    internet_only = customer(1)  # en
+    internet_tv = customer(5)  # de
+    phone_only = customer(2, channels=["email"])  # es
+    inventory = make_inventory([internet_only, internet_tv, phone_only])
+    with_device_services(
+        inventory, {"cpe-1": ["internet"], "cpe-5": ["internet", "tv"], "cpe-2": ["voice"]}
+    )
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory)).status_code == 200
+        rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
+    event = await transition(world, rule_id, OutageState.OPEN, clock.now, services=ALL_THREE)
+    await drain(world)
+    async with client(Role.ENGINEER) as api:
+        update = await api.post(
+            f"/v1/outages/{event.outage_id}/updates", json={"template": "repair_in_progress"}
+        )
+    assert update.status_code == 201, update.text
+    clock.now = datetime.now(UTC) + timedelta(seconds=1)  # the API planned at real time
+    await drain(world)
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now, services=ALL_THREE)
+    clock.advance(timedelta(minutes=11))
+    await drain(world)
+    planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
+    clock.advance(timedelta(minutes=61))
+    await planner.keep_promises()  # the survey
+    await drain(world)
+
+    english = [words(m.body) for m in sms_gateway.messages if m.to == internet_only["phone"]]
+    german = [words(m.body) for m in sms_gateway.messages if m.to == internet_tv["phone"]]
+    assert len(english) == len(german) == 4  # detected, update, resolved, survey
+    for body in english:
+        assert "internet" in body and "TV" not in body and "phone" not in body, body
+    assert "your internet is disrupted" in english[0]
+    for body in german:
+        assert "Internet und TV" in body and "Telefon" not in body, body
+    mails = [m for m in smtp_server.messages if m["To"] == phone_only["email"]]
+    assert len(mails) == 3  # detected, update, resolved: no survey by e-mail
+    for mail in mails:
+        text = mail.get_body(preferencelist=("plain",)).get_content()
+        html = mail.get_body(preferencelist=("html",)).get_content()
+        for part in (str(mail["Subject"]), words(text), words(html)):
+            assert "teléfono" in part and "internet" not in part.lower(), part
+            assert "televisión" not in part, part
+    planned = {(r.customer_id, r.stage): r.services for r in await rows(world)}
+    assert planned[("c-1", "resolved")] == ["internet"]
+    assert planned[("c-5", "update")] == ["internet", "tv"]
+    assert planned[("c-2", "detected")] == ["voice"]
+
+
+async def test_the_overnight_notice_names_the_customers_own_services(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: FakeClock = world["clock"]
+    clock.now = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 02:00 in Berlin
+    client: ClientFactory = world["client"]
+    night_owl = customer(1, quiet_hours={"start": "22:00", "end": "07:00"})
+    inventory = make_inventory([night_owl])
+    with_device_services(inventory, {"cpe-1": ["tv"]})
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory)).status_code == 200
+        rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
+    await transition(world, rule_id, OutageState.OPEN, clock.now, services=ALL_THREE)
+    clock.advance(timedelta(hours=2))
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now, services=ALL_THREE)
+    clock.now = datetime(2026, 11, 24, 6, 0, 1, tzinfo=UTC)  # 07:00:01 in Berlin
+    await drain(world)
+
+    [overnight] = [words(m.body) for m in sms_gateway.messages]
+    assert "your TV was disrupted" in overnight, overnight
+    assert "internet" not in overnight and "phone" not in overnight
+
+
+async def test_a_fallback_notice_names_the_same_services_as_the_one_that_failed(
+    world: dict[str, Any], smtp_server: SmtpSink, sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: FakeClock = world["clock"]
+    client: ClientFactory = world["client"]
+    mailer = customer(1, channels=["email"], email="bounce@example.com")
+    inventory = make_inventory([mailer])
+    with_device_services(inventory, {"cpe-1": ["tv"]})
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory)).status_code == 200
+        rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
+    await transition(world, rule_id, OutageState.OPEN, clock.now, services=ALL_THREE)
+    smtp_server.refuse(True)
+    for _ in range(world["settings"].dispatch_max_attempts):
+        await world["dispatcher"].dispatch_once()
+        clock.advance(timedelta(hours=1))
+    await drain(world)
+
+    [sms] = [words(m.body) for m in sms_gateway.messages]
+    assert "your TV is disrupted" in sms and "internet" not in sms, sms
+
+
+async def test_planned_work_names_the_customers_own_services_it_interrupts(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: FakeClock = world["clock"]
+    client: ClientFactory = world["client"]
+    inventory = make_inventory([customer(1)])
+    with_device_services(inventory, {"cpe-1": ["tv", "voice"]})
+    start = clock.now + timedelta(hours=2)
+    window = {
+        "scope": "node-17",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "reason": "Fibre upgrade",
+        "services": ["internet", "tv"],
+    }
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory)).status_code == 200
+        assert (await api.post("/v1/maintenance", json=window)).status_code == 201
+    planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
+    await planner.keep_promises()
+    await drain(world)
+
+    [scheduled] = [words(m.body) for m in sms_gateway.messages]
+    assert "planned work on your TV:" in scheduled, scheduled
+    assert "internet" not in scheduled and "phone" not in scheduled
