@@ -284,7 +284,10 @@ class Dispatcher:
             assert outage is not None  # noqa: S101 - one of the two, checked above
             update = updates.get((row.outage_id or "", row.sequence), {})
             message = update_text(
-                update.get("messages") or {}, update.get("template"), row.language
+                update.get("messages") or {},
+                update.get("template"),
+                row.language,
+                update.get("fallback_language"),
             )
             notices[row.id] = self._notice(row, customer, outage, address, message)
         return notices

@@ -90,6 +90,7 @@ async def post_outage_update(
         actor=engineer.name,
         next_update_interval=settings.next_update_interval,
         messages={language.value: text for language, text in body.messages.items()},
+        fallback_language=body.fallback_language.value if body.fallback_language else None,
         template=body.template.value if body.template else None,
         cause=body.cause,
         eta=body.eta,

@@ -538,3 +538,78 @@ async def test_planned_work_names_the_customers_own_services_it_interrupts(
     [scheduled] = [words(m.body) for m in sms_gateway.messages]
     assert "planned work on your TV:" in scheduled, scheduled
     assert "internet" not in scheduled and "phone" not in scheduled
+
+
+async def update_rows(world: dict[str, Any]) -> list[OutboxRow]:
+    return [r for r in await rows(world) if r.stage == "update"]
+
+
+async def test_an_update_leaving_out_a_language_its_customers_read_is_refused_naming_it(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    # German, English, Vietnamese and Hindi customers.
+    _, outage_id = await setup(world, [customer(0), customer(1), customer(3), customer(4)])
+    await drain(world)
+    client: ClientFactory = world["client"]
+    path = f"/v1/outages/{outage_id}/updates"
+    partial = {"en": "The damaged cable is being replaced.", "de": "Das Kabel wird ersetzt."}
+    async with client(Role.ENGINEER) as api:
+        refused = await api.post(path, json={"messages": partial})
+        assert await update_rows(world) == []
+        unknown_fallback = await api.post(
+            path, json={"messages": partial, "fallback_language": "es"}
+        )
+        every = await api.post(
+            path,
+            json={
+                "messages": {
+                    **partial,
+                    "vi": "Cáp bị hỏng đang được thay.",
+                    "hi": "खराब केबल बदली जा रही है।",
+                }
+            },
+        )
+        chosen = await api.post(path, json={"messages": partial, "fallback_language": "en"})
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "messages" and "hi, vi" in error["reason"]
+    assert unknown_fallback.status_code == 422
+    assert [e["field"] for e in unknown_fallback.json()["errors"]] == ["fallback_language"]
+    assert every.status_code == 201, every.text
+    assert chosen.status_code == 201, chosen.text
+    world["clock"].now = datetime.now(UTC) + timedelta(seconds=1)  # the API planned at real time
+    await drain(world)
+
+    def told(phone: str) -> list[str]:
+        return [m.body for m in sms_gateway.messages if m.to == phone]
+
+    hindi, vietnamese = told(customer(4)["phone"]), told(customer(3)["phone"])
+    assert len(hindi) == len(vietnamese) == 3  # detected and the two accepted updates
+    assert "खराब केबल बदली जा रही है।" in hindi[1] and "damaged cable" not in hindi[1]
+    assert "Cáp bị hỏng đang được thay." in vietnamese[1]
+    assert "The damaged cable is being replaced." in hindi[2]  # the NOC chose English for them
+    async with world["sessions"]() as session:
+        outage = await session.get(Outage, outage_id)
+    assert outage is not None and outage.update_sequence == 2
+
+
+async def test_an_update_that_tells_customers_nothing_is_refused_and_texts_nobody(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    _, outage_id = await setup(world, [customer(1)])
+    await drain(world)
+    client: ClientFactory = world["client"]
+    path = f"/v1/outages/{outage_id}/updates"
+    eta = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0).isoformat()
+    async with client(Role.ENGINEER) as api:
+        empty = await api.post(path, json={})
+        identified = await api.post(path, json={"eta": eta})
+        same_state = await api.post(path, json={"state": "identified"})
+        same_eta = await api.post(path, json={"eta": eta})
+    assert empty.status_code == 422, empty.text
+    assert empty.json()["errors"][0]["field"] == "body"
+    assert identified.status_code == 201, identified.text
+    assert same_state.status_code == 422 and same_eta.status_code == 422
+    world["clock"].now = datetime.now(UTC) + timedelta(seconds=1)
+    await drain(world)
+    assert len(sms_gateway.messages) == 2  # detected, and the update with the ETA
