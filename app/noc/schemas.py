@@ -31,8 +31,29 @@ class OutageDetail(OutageOut):
     notices: list[NoticeCount]
 
 
+# An internal note: for the NOC's timeline and the audit log, never shown to a customer.
+Note = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=2000,
+        description="Internal: kept on the outage's timeline (GET /v1/outages/{id}) and in the "
+        "audit log; never in a notice or on a public page.",
+    ),
+]
+
+
+class AcknowledgeIn(BaseModel):
+    """Taking an outage on, with an optional internal note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: Note = None
+
+
 class UpdateIn(BaseModel):
-    """An update for the customers of an outage: words per language or a ready-made text."""
+    """An update for the customers of an outage: words per language or a ready-made text,
+    and an internal note that stays with the NOC."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -48,9 +69,14 @@ class UpdateIn(BaseModel):
         "`messages` read. Unset: a missing language is refused (422).",
     )
     template: UpdateTemplate | None = None
-    cause: str | None = Field(default=None, max_length=240)
+    cause: str | None = Field(
+        default=None,
+        max_length=240,
+        description="Customer-facing: shown in notices, on the status page and in lookups.",
+    )
     eta: AwareDatetime | None = None
     state: Literal["identified", "monitoring"] | None = None
+    note: Note = None
 
     @model_validator(mode="after")
     def _says_something(self) -> UpdateIn:
@@ -69,7 +95,11 @@ class UpdateIn(BaseModel):
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str | None = Field(default=None, max_length=1000, description="For the timeline.")
+    message: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Internal: for the timeline and the audit log; customers never see it.",
+    )
 
 
 class NocResult(BaseModel):

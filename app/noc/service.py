@@ -61,16 +61,28 @@ def _stamp(outage: Outage, target: OutageState, at: datetime) -> None:
 
 
 async def acknowledge(
-    *, session: AsyncSession, outage_id: str, actor: str, clock: Clock = utc_now
+    *,
+    session: AsyncSession,
+    outage_id: str,
+    actor: str,
+    note: str | None = None,
+    clock: Clock = utc_now,
 ) -> Outage:
-    """Record that an engineer has taken the outage on (customers are not told of this)."""
+    """Record that an engineer has taken the outage on (customers are not told of this).
+
+    An internal `note` goes on the timeline with it; on an outage already taken on, the note
+    is added to the timeline by itself.
+    """
     outage = await _active(session, outage_id)
     if OutageState(outage.state).is_closed:
         raise ConflictError(f"outage {outage_id} is {outage.state}")
+    noted: dict[str, object] = {"note": note} if note is not None else {}
     if outage.acknowledged_at is None:
         now = clock()
         outage.acknowledged_at, outage.acknowledged_by = now, actor
-        session.add(_entry(outage, "acknowledged", actor, now, {}, None))
+        session.add(_entry(outage, "acknowledged", actor, now, noted, None))
+    elif note is not None:
+        session.add(_entry(outage, "note", actor, clock(), noted, None))
     return outage
 
 
@@ -116,6 +128,7 @@ async def post_update(
     cause: str | None = None,
     eta: datetime | None = None,
     state: OutageState | None = None,
+    note: str | None = None,
     automatic: bool = False,
     clock: Clock = utc_now,
 ) -> tuple[Outage, OutageEvent]:
@@ -125,6 +138,7 @@ async def post_update(
     `monitoring` (a fix is applied) or back to `identified`. An update by the NOC must say
     something new (words, a template, a new cause, ETA or state) and have words for every
     language its customers read, or a named fallback; only the automatic one may say nothing.
+    The internal `note` is kept on the timeline entry, where no notice or public page reads it.
     """
     outage = await _active(session, outage_id)
     current = OutageState(outage.state)
@@ -147,7 +161,8 @@ async def post_update(
                 {
                     "field": "body",
                     "reason": "an update must tell customers something: messages, a template, "
-                    "or a new cause, eta or state",
+                    "or a new cause, eta or state (an internal note alone goes with "
+                    "POST /v1/outages/{id}/acknowledge)",
                 }
             ]
         )
@@ -174,6 +189,8 @@ async def post_update(
         "eta": eta.isoformat() if eta else None,
         "automatic": automatic,
     }
+    if note is not None:
+        message["note"] = note  # internal: read by the NOC's GET, never rendered
     session.add(_entry(outage, "update", actor, now, message, event))
     return outage, event
 

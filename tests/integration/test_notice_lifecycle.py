@@ -613,3 +613,141 @@ async def test_an_update_that_tells_customers_nothing_is_refused_and_texts_nobod
     world["clock"].now = datetime.now(UTC) + timedelta(seconds=1)
     await drain(world)
     assert len(sms_gateway.messages) == 2  # detected, and the update with the ETA
+
+
+NOTE = "Splice crew late; contact Bob at +49 151 99998888 before telling anyone"
+
+
+def everything_in(mail: Any) -> str:
+    """Every header and every text part of an e-mail, decoded."""
+    headers = " ".join(f"{name}: {value}" for name, value in mail.items())
+    parts = [p.get_content() for p in mail.walk() if p.get_content_maintype() == "text"]
+    return headers + " ".join(parts)
+
+
+def leaks(text: str) -> bool:
+    return "Bob" in text or "99998888" in text or "Splice crew" in text
+
+
+async def test_an_internal_note_never_reaches_a_customer_and_the_noc_sees_it(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator, smtp_server: SmtpSink
+) -> None:
+    texting = customer(0)  # de, SMS
+    mailing = customer(1, channels=["email"])  # en, e-mail
+    _, outage_id = await setup(world, [texting, mailing])
+    client: ClientFactory = world["client"]
+    async with client(Role.ENGINEER) as api:
+        ack = await api.post(f"/v1/outages/{outage_id}/acknowledge", json={"note": "on it, Bob"})
+        update = await api.post(
+            f"/v1/outages/{outage_id}/updates",
+            json={
+                "messages": {"en": "A fibre was cut.", "de": "Eine Faser wurde gekappt."},
+                "cause": "Fibre cut by roadworks",
+                "note": NOTE,
+            },
+        )
+        later = await api.post(f"/v1/outages/{outage_id}/acknowledge", json={"note": NOTE})
+        detail = await api.get(f"/v1/outages/{outage_id}")
+        audit = await api.get("/v1/audit", params={"entity": "outage", "entity_id": outage_id})
+    assert ack.status_code == 200 and later.status_code == 200, later.text
+    assert update.status_code == 201, update.text
+    world["clock"].now = datetime.now(UTC) + timedelta(seconds=1)  # the API planned at real time
+    await drain(world)
+
+    sms = [m.body for m in sms_gateway.messages]
+    mails = [everything_in(m) for m in smtp_server.messages]
+    assert len(sms) == 2 and len(mails) == 2  # detected and the update, to each
+    assert "Eine Faser wurde gekappt." in sms[1] and "A fibre was cut." in mails[1]
+    assert not any(leaks(body) for body in sms + mails)
+    async with world["sessions"]() as session:
+        outage = await session.get(Outage, outage_id)
+    assert outage is not None
+    async with client(None) as anonymous:
+        for language in ("en", "de", "es", "vi", "hi"):
+            page = await anonymous.get(f"/o/{outage.public_token}", params={"lang": language})
+            assert page.status_code == 200 and not leaks(page.text), language
+    assert "Fibre cut by roadworks" in page.text  # the cause is public
+    notes = [e["message"].get("note") for e in detail.json()["timeline"]]
+    assert [n for n in notes if n] == ["on it, Bob", NOTE, NOTE]
+    assert [e["kind"] for e in detail.json()["timeline"] if e["message"].get("note")] == [
+        "acknowledged",
+        "update",
+        "note",
+    ]
+    noted = [e["after"]["note"] for e in audit.json() if "note" in e["after"]]
+    assert noted == [NOTE.replace("+49 151 99998888", "[phone]")] * 2 + ["on it, Bob"]
+
+
+async def test_a_maintenance_note_stays_internal_while_its_reason_is_told(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator, smtp_server: SmtpSink
+) -> None:
+    clock: FakeClock = world["clock"]
+    client: ClientFactory = world["client"]
+    customers = [customer(0), customer(1, channels=["email"])]
+    start = clock.now + timedelta(hours=2)
+    window = {
+        "scope": "node-17",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "reason": "Fibre upgrade",
+        "note": NOTE,
+        "services": ["internet"],
+    }
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=make_inventory(customers))).status_code == 200
+        created = await api.post("/v1/maintenance", json=window)
+        window_id = created.json()["id"]
+        changed = await api.patch(
+            f"/v1/maintenance/{window_id}",
+            json={"reason": "Faster fibre for the street", "note": NOTE + " (again)"},
+        )
+        listed = await api.get("/v1/maintenance")
+        audit = await api.get(
+            "/v1/audit", params={"entity": "maintenance", "entity_id": str(window_id)}
+        )
+    assert created.status_code == 201, created.text
+    assert created.json()["note"] == NOTE
+    assert changed.status_code == 200, changed.text
+    assert listed.json()[0]["note"] == NOTE + " (again)"
+    assert [e["action"] for e in audit.json()] == ["update", "create"]
+    assert "[phone]" in audit.json()[0]["after"]["note"]
+    planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
+    for moment in (clock.now, start + timedelta(minutes=1), start + timedelta(hours=1, minutes=1)):
+        clock.now = moment
+        await planner.keep_promises()
+        await drain(world)
+
+    sms = [m.body for m in sms_gateway.messages]
+    mails = [everything_in(m) for m in smtp_server.messages]
+    assert len(sms) == 3 and len(mails) == 3  # scheduled, started, completed
+    assert "Faster fibre for the street" in mails[0]  # the reason is public
+    assert not any(leaks(body) for body in sms + mails)
+    link = sms[0][sms[0].index("https://status.example.net/m/") :].split()[0]
+    async with client(None) as anonymous:
+        page = await anonymous.get(link.removeprefix("https://status.example.net"))
+    assert page.status_code == 200 and "Faster fibre" in page.text and not leaks(page.text)
+
+
+async def test_a_maintenance_change_must_change_something_and_keep_a_reason(
+    world: dict[str, Any],
+) -> None:
+    client: ClientFactory = world["client"]
+    start = world["clock"].now + timedelta(hours=2)
+    window = {
+        "scope": "node-17",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "reason": "Fibre upgrade",
+        "note": "internal",
+    }
+    async with client() as api:
+        await api.put("/v1/inventory", json=make_inventory([customer(0)]))
+        window_id = (await api.post("/v1/maintenance", json=window)).json()["id"]
+        nothing = await api.patch(f"/v1/maintenance/{window_id}", json={})
+        no_reason = await api.patch(f"/v1/maintenance/{window_id}", json={"reason": None})
+        cleared = await api.patch(f"/v1/maintenance/{window_id}", json={"note": None})
+        missing = await api.patch("/v1/maintenance/999", json={"note": "x"})
+    assert nothing.status_code == 422 and no_reason.status_code == 422
+    assert cleared.status_code == 200 and cleared.json()["note"] is None
+    assert cleared.json()["reason"] == "Fibre upgrade"
+    assert missing.status_code == 404
