@@ -68,7 +68,10 @@ async def outage_page(
     for entry in entries:
         if entry.kind == "update":
             text = update_text(
-                entry.message.get("messages") or {}, entry.message.get("template"), language
+                entry.message.get("messages") or {},
+                entry.message.get("template"),
+                language,
+                entry.message.get("fallback_language"),
             )
             label = words["update"]
         else:

@@ -77,6 +77,7 @@ class ClaimedRow:
     attempts: int
     sequence: int = 0
     maintenance_id: int | None = None
+    services: tuple[str, ...] = ()  # the customer's affected services, as planned
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +224,17 @@ class Dispatcher:
                 OutboxRow.attempts,
                 OutboxRow.sequence,
                 OutboxRow.maintenance_id,
+                OutboxRow.services,
             )
             .execution_options(synchronize_session=False)
         )
         async with transaction(self.sessions) as session:
             result = await session.execute(statement)
-            return sorted((ClaimedRow(**row._asdict()) for row in result), key=lambda r: r.id)
+            claimed = (
+                ClaimedRow(**{**row._asdict(), "services": tuple(row.services or ())})
+                for row in result
+            )
+            return sorted(claimed, key=lambda r: r.id)
 
     async def _notices(self, rows: Sequence[ClaimedRow]) -> dict[int, Notice]:
         async with self.sessions() as session:
@@ -293,7 +299,10 @@ class Dispatcher:
             assert outage is not None  # noqa: S101 - one of the two, checked above
             update = updates.get((row.outage_id or "", row.sequence), {})
             message = update_text(
-                update.get("messages") or {}, update.get("template"), row.language
+                update.get("messages") or {},
+                update.get("template"),
+                row.language,
+                update.get("fallback_language"),
             )
             area = places[(outage.scope_level, outage.scope_id)].called(row.language)
             notices[row.id] = self._notice(row, customer, outage, address, message, area)
@@ -317,7 +326,7 @@ class Dispatcher:
                 language=row.language,
                 timezone=customer.timezone,
                 customer_name=customer.name,
-                services=tuple(window.services or ()),
+                services=row.services,
                 started_at=window.starts_at,
                 resolved_at=window.ends_at,
                 next_update_due=None,
@@ -367,7 +376,7 @@ class Dispatcher:
                 language=row.language,
                 timezone=customer.timezone,
                 customer_name=customer.name,
-                services=tuple(outage.services),
+                services=row.services,
                 started_at=outage.opened_at or outage.started_at,
                 resolved_at=outage.resolved_at,
                 next_update_due=outage.next_update_due,
@@ -501,6 +510,7 @@ class Dispatcher:
                     "sequence": row.sequence,
                     "channel": fallback,
                     "language": row.language,
+                    "services": list(row.services),
                     "state": PENDING,
                     "attempts": 0,
                     "priority": 1,

@@ -30,6 +30,11 @@ from notifiers.segments import sms_length
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_LANGUAGE = "en"
 
+# Which word of a full name is the given name, by which each language greets: the first in
+# English, German, Spanish and Hindi ("Priya Sharma": "Priya"); the last in Vietnamese, which
+# writes the family name first ("Nguyễn Văn An": "Chào An", never "Chào Nguyễn").
+GIVEN_NAME_POSITION: dict[str, int] = {"en": 0, "de": 0, "es": 0, "vi": -1, "hi": 0}
+
 
 class TemplateMissingError(LookupError):
     """No template for this stage in this language, nor in the default language."""
@@ -100,6 +105,14 @@ def _services(services: tuple[str, ...], language: str) -> str:
         return ANY_SERVICE[language]
     names = SERVICE_NAMES[language]
     return _plain(format_list([names.get(s, s) for s in services], locale=language))
+
+
+def given_name(full_name: str, language: str) -> str:
+    """The word of `full_name` a notice in `language` greets the customer by."""
+    words = full_name.split()
+    if not words:
+        return ""
+    return words[GIVEN_NAME_POSITION.get(language, 0)]
 
 
 def _cut(sms: str, link: str, segments: int) -> str:
@@ -178,7 +191,8 @@ class Renderer:
         services = _services(facts.services, language)
         context = template.new_context(
             {
-                "first_name": facts.customer_name.split()[0] if facts.customer_name else "",
+                # The templates call it first_name; it is the given name, wherever it stands.
+                "first_name": given_name(facts.customer_name, language),
                 "services": services,
                 "started": when(facts.started_at),
                 "resolved": when(facts.resolved_at),

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import Entity, record
 from app.deps import Engineer, RowId, SessionDep, Viewer
 from app.maintenance.models import Maintenance
-from app.maintenance.schemas import MaintenanceIn, MaintenanceOut
+from app.maintenance.schemas import MaintenanceIn, MaintenanceOut, MaintenancePatch
 from app.maintenance.service import (
     cancel_maintenance,
+    change_maintenance,
     create_maintenance,
     list_maintenance,
     to_out,
@@ -23,12 +24,13 @@ router = APIRouter(prefix="/v1/maintenance", tags=["maintenance"])
 
 
 def _audit_view(window: Maintenance) -> dict[str, Any]:
-    """What the audit log keeps of a window: scope, start, end and reason."""
+    """What the audit log keeps of a window: scope, start, end, reason and note."""
     return {
         "scope": window.scope_id,
         "start": window.starts_at.isoformat(),
         "end": window.ends_at.isoformat(),
         "reason": window.reason,
+        "note": window.note,
     }
 
 
@@ -68,6 +70,18 @@ async def get_maintenance(
 ) -> list[MaintenanceOut]:
     """List maintenance windows, newest first."""
     return [to_out(w) for w in await list_maintenance(session=session, active_at=active_at)]
+
+
+@router.patch("/{window_id}")
+async def patch_maintenance(
+    window_id: RowId, change: MaintenancePatch, session: SessionDep, principal: Engineer
+) -> MaintenanceOut:
+    """Change a window's public reason or its internal note."""
+    existing = await session.get(Maintenance, window_id)
+    before = _audit_view(existing) if existing is not None else None
+    row = await change_maintenance(session=session, window_id=window_id, change=change)
+    await _audit(session, principal.name, "update", row, before)
+    return to_out(row)
 
 
 @router.delete("/{window_id}")

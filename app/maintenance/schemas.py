@@ -14,7 +14,17 @@ class MaintenanceIn(BaseModel):
     scope: str = Field(min_length=1, max_length=128, description="A region, hub or node id.")
     start: AwareDatetime
     end: AwareDatetime
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="Customer-facing: named in the notices and on the window's public page.",
+    )
+    note: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="Internal: for the NOC and the audit log; never in a notice or on a page.",
+    )
     services: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list,
         max_length=32,
@@ -28,6 +38,33 @@ class MaintenanceIn(BaseModel):
         return self
 
 
+class MaintenancePatch(BaseModel):
+    """A change to a window's words: its public reason, its internal note (null clears it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="Customer-facing: named in the notices still to come and on the page.",
+    )
+    note: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="Internal: for the NOC and the audit log; never in a notice or on a page.",
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> MaintenancePatch:
+        if not self.model_fields_set:
+            raise ValueError("give reason or note")
+        if "reason" in self.model_fields_set and self.reason is None:
+            raise ValueError("reason cannot be removed; the notices name it")
+        return self
+
+
 class MaintenanceOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -36,6 +73,7 @@ class MaintenanceOut(BaseModel):
     start: datetime
     end: datetime
     reason: str
+    note: str | None
     services: list[str]
     created_by: str
     created_at: datetime

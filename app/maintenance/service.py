@@ -13,7 +13,7 @@ from app.domain.maintenance import MaintenanceWindow
 from app.exceptions import InvalidInputError, NotFoundError
 from app.inventory.models import TopologyNode
 from app.maintenance.models import Maintenance
-from app.maintenance.schemas import MaintenanceIn, MaintenanceOut
+from app.maintenance.schemas import MaintenanceIn, MaintenanceOut, MaintenancePatch
 
 
 def to_out(window: Maintenance) -> MaintenanceOut:
@@ -23,6 +23,7 @@ def to_out(window: Maintenance) -> MaintenanceOut:
         start=window.starts_at,
         end=window.ends_at,
         reason=window.reason,
+        note=window.note,
         services=list(window.services or ()),
         created_by=window.created_by,
         created_at=window.created_at,
@@ -43,6 +44,7 @@ async def create_maintenance(
         starts_at=window.start,
         ends_at=window.end,
         reason=window.reason,
+        note=window.note,
         services=list(window.services),
         public_token=secrets.token_urlsafe(16),
         created_by=actor,
@@ -64,6 +66,20 @@ async def list_maintenance(
             Maintenance.cancelled_at.is_(None),
         )
     return list(await session.scalars(query))
+
+
+async def change_maintenance(
+    *, session: AsyncSession, window_id: int, change: MaintenancePatch
+) -> Maintenance:
+    """Change a window's public reason or internal note; its times and scope stay."""
+    row = await session.get(Maintenance, window_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"maintenance window {window_id} does not exist")
+    if change.reason is not None:
+        row.reason = change.reason
+    if "note" in change.model_fields_set:
+        row.note = change.note
+    return row
 
 
 async def cancel_maintenance(

@@ -12,7 +12,7 @@ from app.audit.service import Entity, record
 from app.clock import utc_now
 from app.deps import Engineer, SessionDep, SettingsDep, Viewer
 from app.noc.queries import outage_detail
-from app.noc.schemas import NocResult, OutageDetail, ResolveIn, UpdateIn
+from app.noc.schemas import AcknowledgeIn, NocResult, OutageDetail, ResolveIn, UpdateIn
 from app.noc.service import acknowledge, post_update, resolve
 from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.lifecycle import OutageState
@@ -52,7 +52,12 @@ async def _audit(
     action: str,
     outage: Outage,
     before: dict[str, Any] | None,
+    note: str | None = None,
 ) -> None:
+    """Audit a change; an internal note given with it is kept beside the state after."""
+    after = _audit_view(outage)
+    if note is not None:
+        after["note"] = note
     await record(
         session=session,
         actor=actor,
@@ -60,18 +65,24 @@ async def _audit(
         entity=Entity.OUTAGE,
         entity_id=outage.id,
         before=before,
-        after=_audit_view(outage),
+        after=after,
     )
 
 
 @router.post("/{outage_id}/acknowledge")
 async def acknowledge_outage(
-    outage_id: str, session: SessionDep, settings: SettingsDep, engineer: Engineer
+    outage_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    engineer: Engineer,
+    body: AcknowledgeIn | None = None,
 ) -> OutageOut:
-    """Take the outage on (recorded on its timeline; customers are not told)."""
+    """Take the outage on, with an optional internal note (recorded on its timeline;
+    customers are not told)."""
+    note = body.note if body is not None else None
     before = await _view_before(session, outage_id)
-    outage = await acknowledge(session=session, outage_id=outage_id, actor=engineer.name)
-    await _audit(session, engineer.name, "acknowledge", outage, before)
+    outage = await acknowledge(session=session, outage_id=outage_id, actor=engineer.name, note=note)
+    await _audit(session, engineer.name, "acknowledge", outage, before, note)
     return to_out(outage, settings.public_base_url)
 
 
@@ -90,12 +101,14 @@ async def post_outage_update(
         actor=engineer.name,
         next_update_interval=settings.next_update_interval,
         messages={language.value: text for language, text in body.messages.items()},
+        fallback_language=body.fallback_language.value if body.fallback_language else None,
         template=body.template.value if body.template else None,
         cause=body.cause,
         eta=body.eta,
         state=state,
+        note=body.note,
     )
-    await _audit(session, engineer.name, "update", outage, before)
+    await _audit(session, engineer.name, "update", outage, before, body.note)
     planned = await plan_notices(
         session=session, event=event, now=utc_now(), policy=PlanPolicy.from_settings(settings)
     )

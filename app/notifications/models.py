@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UtcDateTime
@@ -36,6 +36,11 @@ class OutboxRow(Base):
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(16))
+    # The customer's own affected services (the outage's that their devices in its scope
+    # carry), as the planner found them; the notice names these. Copied from the `detected`
+    # row to the notices that follow it. None on rows planned before this column: those name
+    # no service ("your service"), never the outage's whole list.
+    services: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[int] = mapped_column(Integer, default=0)

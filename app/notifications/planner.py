@@ -196,6 +196,7 @@ async def _plan(
                 "sequence": sequence,
                 "channel": channel,
                 "language": r.language,
+                "services": list(r.services),
                 "state": state,
                 "attempts": 0,
                 "priority": 1 if r.priority else 0,
@@ -315,7 +316,15 @@ async def insert_outbox_rows(*, session: AsyncSession, rows: Iterable[dict[str, 
 async def plan_survey(*, session: AsyncSession, outage_id: str, now: datetime) -> int:
     """Ask the customers told of an outage, by SMS, how well we kept them informed."""
     recipients = [
-        Recipient(r.customer_id, r.language, ("sms",), r.timezone, r.quiet_hours, r.priority)
+        Recipient(
+            r.customer_id,
+            r.language,
+            ("sms",),
+            r.timezone,
+            r.quiet_hours,
+            r.priority,
+            services=r.services,
+        )
         for r in await told_customers(session=session, outage_id=outage_id)
         if "sms" in r.channels
     ]
@@ -327,6 +336,7 @@ async def plan_survey(*, session: AsyncSession, outage_id: str, now: datetime) -
             "sequence": 0,
             "channel": "sms",
             "language": r.language,
+            "services": list(r.services),
             "state": "pending",
             "attempts": 0,
             "priority": 0,
@@ -385,6 +395,7 @@ async def plan_maintenance_notices(
                 "sequence": 0,
                 "channel": channel,
                 "language": r.language,
+                "services": list(r.services),
                 "state": "pending",
                 "attempts": 0,
                 "priority": 1 if r.priority else 0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -26,7 +26,8 @@ class Recipient:
     timezone: str = "UTC"
     quiet_hours: dict[str, str] | None = None
     priority: bool = False
-    services: frozenset[str] = field(default_factory=frozenset)
+    # The customer's affected services, in the outage's order: what their notices name.
+    services: tuple[str, ...] = ()
 
 
 def nodes_under(scope_level: str, scope_id: str) -> Select[str]:
@@ -85,6 +86,7 @@ async def affected_customers(
     opted_out = await opt_outs_of(
         session=session, listed={customer_id: row[3] for customer_id, row in found.items()}
     )
+    order = {service: i for i, service in enumerate(services)}
     recipients = []
     for customer_id, (_, language, channels, _o, zone, quiet, priority, _s) in found.items():
         down = {CHANNEL_NEEDS[c] for c in CHANNEL_NEEDS if CHANNEL_NEEDS[c] in hit[customer_id]}
@@ -96,19 +98,21 @@ async def affected_customers(
                 timezone=zone,
                 quiet_hours=quiet,
                 priority=bool(priority),
-                services=frozenset(hit[customer_id]),
+                services=tuple(sorted(hit[customer_id], key=lambda s: (order.get(s, 0), s))),
             )
         )
     return recipients
 
 
 async def told_customers(*, session: AsyncSession, outage_id: str) -> list[Recipient]:
-    """The customers a `detected` notice was planned for, with the channels they had then."""
+    """The customers a `detected` notice was planned for, with the channels they had then
+    and the services that notice named."""
     rows = await session.execute(
         select(
             OutboxRow.customer_id,
             OutboxRow.language,
             OutboxRow.channel,
+            OutboxRow.services,
             Customer.timezone,
             Customer.quiet_hours,
             Customer.priority,
@@ -121,17 +125,25 @@ async def told_customers(*, session: AsyncSession, outage_id: str) -> list[Recip
     planned: list[tuple[str, str]] = []
     listed: dict[str, list[str]] = {}
     facts: dict[str, tuple[Any, ...]] = {}
-    for customer_id, language, channel, zone, quiet, priority, opt_outs in rows:
+    for customer_id, language, channel, services, zone, quiet, priority, opt_outs in rows:
         planned.append((customer_id, channel))
         listed[customer_id] = opt_outs or []
-        facts[customer_id] = (language, zone, quiet, bool(priority))
+        facts[customer_id] = (language, zone, quiet, bool(priority), tuple(services or ()))
     opted_out = await opt_outs_of(session=session, listed=listed)
     channels: dict[str, list[str]] = {}
     for customer_id, channel in planned:
         if channel not in opted_out[customer_id]:
             channels.setdefault(customer_id, []).append(channel)
     return [
-        Recipient(c, facts[c][0], tuple(channels.get(c, ())), facts[c][1], facts[c][2], facts[c][3])
+        Recipient(
+            c,
+            facts[c][0],
+            tuple(channels.get(c, ())),
+            facts[c][1],
+            facts[c][2],
+            facts[c][3],
+            services=facts[c][4],
+        )
         for c in facts
     ]
 

@@ -43,11 +43,16 @@ TEMPLATE_STATE: dict[UpdateTemplate, OutageState] = {
 }
 
 
-def update_text(messages: dict[str, str], template: str | None, language: str) -> str:
-    """The update's words in `language`: its own text, else English, else the template's."""
+def update_text(
+    messages: dict[str, str], template: str | None, language: str, fallback: str | None = None
+) -> str:
+    """The update's words in `language`: its own text, else the text of the fallback language
+    the NOC named, else the template's; else nothing (never another language unasked)."""
     if language in messages:
         return messages[language]
+    if fallback is not None and fallback in messages:
+        return messages[fallback]
     if template is not None:
         texts = UPDATE_TEXTS[UpdateTemplate(template)]
         return texts.get(language, texts["en"])
-    return messages.get("en", "")
+    return ""

@@ -311,6 +311,7 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("POST", "/v1/outages/x/resolve", Role.ENGINEER),
     ("POST", "/v1/maintenance", Role.ENGINEER),
     ("GET", "/v1/maintenance", Role.VIEWER),
+    ("PATCH", "/v1/maintenance/1", Role.ENGINEER),
     ("DELETE", "/v1/maintenance/1", Role.ENGINEER),
     ("GET", "/v1/customers/x/outages", Role.VIEWER),
     ("GET", "/v1/customers/x/consents", Role.VIEWER),

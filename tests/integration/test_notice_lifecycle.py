@@ -95,7 +95,11 @@ async def setup(world: dict[str, Any], customers: list[dict[str, Any]]) -> tuple
 
 
 async def transition(
-    world: dict[str, Any], rule_id: int, state: OutageState, at: datetime
+    world: dict[str, Any],
+    rule_id: int,
+    state: OutageState,
+    at: datetime,
+    services: tuple[str, ...] = ("internet",),
 ) -> OutageEvent:
     sessions: async_sessionmaker[AsyncSession] = world["sessions"]
     settings: Settings = world["settings"]
@@ -112,7 +116,7 @@ async def transition(
                 at=at,
                 started_at=at,
                 severity="major",
-                services=("internet",),
+                services=services,
             ),
             next_update_interval=settings.next_update_interval,
             clock=world["clock"],
@@ -393,3 +397,356 @@ async def test_a_notice_waiting_for_a_retry_is_not_mistaken_for_one_held_for_the
     await drain(world)
     stages = sorted((r.stage, r.state) for r in await rows(world))
     assert stages == [("detected", "sent"), ("resolved", "sent")]
+
+
+# An outage of three services, and customers whose devices carry only some of them.
+ALL_THREE = ("internet", "tv", "voice")
+
+
+def with_device_services(inventory: dict[str, Any], services: dict[str, list[str]]) -> None:
+    for device in inventory["devices"]:
+        device["services"] = services[device["id"]]
+
+
+def words(body: str) -> str:
+    """A notice without its links (a random token could spell "TV")."""
+    return " ".join(w for w in body.split() if not w.startswith("https://"))
+
+
+async def test_each_customer_hears_of_their_own_services_at_every_stage(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator, smtp_server: SmtpSink
+) -> None:
+    clock: FakeClock = world["clock"]
+    client: ClientFactory = world["client"]
+    internet_only = customer(1)  # en
+    internet_tv = customer(5)  # de
+    phone_only = customer(2, channels=["email"])  # es
+    inventory = make_inventory([internet_only, internet_tv, phone_only])
+    with_device_services(
+        inventory, {"cpe-1": ["internet"], "cpe-5": ["internet", "tv"], "cpe-2": ["voice"]}
+    )
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory)).status_code == 200
+        rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
+    event = await transition(world, rule_id, OutageState.OPEN, clock.now, services=ALL_THREE)
+    await drain(world)
+    async with client(Role.ENGINEER) as api:
+        update = await api.post(
+            f"/v1/outages/{event.outage_id}/updates", json={"template": "repair_in_progress"}
+        )
+    assert update.status_code == 201, update.text
+    clock.now = datetime.now(UTC) + timedelta(seconds=1)  # the API planned at real time
+    await drain(world)
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now, services=ALL_THREE)
+    clock.advance(timedelta(minutes=11))
+    await drain(world)
+    planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
+    clock.advance(timedelta(minutes=61))
+    await planner.keep_promises()  # the survey
+    await drain(world)
+
+    english = [words(m.body) for m in sms_gateway.messages if m.to == internet_only["phone"]]
+    german = [words(m.body) for m in sms_gateway.messages if m.to == internet_tv["phone"]]
+    assert len(english) == len(german) == 4  # detected, update, resolved, survey
+    for body in english:
+        assert "internet" in body and "TV" not in body and "phone" not in body, body
+    assert "your internet is disrupted" in english[0]
+    for body in german:
+        assert "Internet und TV" in body and "Telefon" not in body, body
+    mails = [m for m in smtp_server.messages if m["To"] == phone_only["email"]]
+    assert len(mails) == 3  # detected, update, resolved: no survey by e-mail
+    for mail in mails:
+        text = mail.get_body(preferencelist=("plain",)).get_content()
+        html = mail.get_body(preferencelist=("html",)).get_content()
+        for part in (str(mail["Subject"]), words(text), words(html)):
+            assert "teléfono" in part and "internet" not in part.lower(), part
+            assert "televisión" not in part, part
+    planned = {(r.customer_id, r.stage): r.services for r in await rows(world)}
+    assert planned[("c-1", "resolved")] == ["internet"]
+    assert planned[("c-5", "update")] == ["internet", "tv"]
+    assert planned[("c-2", "detected")] == ["voice"]
+
+
+async def test_the_overnight_notice_names_the_customers_own_services(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: FakeClock = world["clock"]
+    clock.now = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 02:00 in Berlin
+    client: ClientFactory = world["client"]
+    night_owl = customer(1, quiet_hours={"start": "22:00", "end": "07:00"})
+    inventory = make_inventory([night_owl])
+    with_device_services(inventory, {"cpe-1": ["tv"]})
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory)).status_code == 200
+        rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
+    await transition(world, rule_id, OutageState.OPEN, clock.now, services=ALL_THREE)
+    clock.advance(timedelta(hours=2))
+    await transition(world, rule_id, OutageState.RESOLVED, clock.now, services=ALL_THREE)
+    clock.now = datetime(2026, 11, 24, 6, 0, 1, tzinfo=UTC)  # 07:00:01 in Berlin
+    await drain(world)
+
+    [overnight] = [words(m.body) for m in sms_gateway.messages]
+    assert "your TV was disrupted" in overnight, overnight
+    assert "internet" not in overnight and "phone" not in overnight
+
+
+async def test_a_fallback_notice_names_the_same_services_as_the_one_that_failed(
+    world: dict[str, Any], smtp_server: SmtpSink, sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: FakeClock = world["clock"]
+    client: ClientFactory = world["client"]
+    mailer = customer(1, channels=["email"], email="bounce@example.com")
+    inventory = make_inventory([mailer])
+    with_device_services(inventory, {"cpe-1": ["tv"]})
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory)).status_code == 200
+        rule_id = (await api.post("/v1/rules", json=RULE)).json()["id"]
+    await transition(world, rule_id, OutageState.OPEN, clock.now, services=ALL_THREE)
+    smtp_server.refuse(True)
+    for _ in range(world["settings"].dispatch_max_attempts):
+        await world["dispatcher"].dispatch_once()
+        clock.advance(timedelta(hours=1))
+    await drain(world)
+
+    [sms] = [words(m.body) for m in sms_gateway.messages]
+    assert "your TV is disrupted" in sms and "internet" not in sms, sms
+
+
+async def test_planned_work_names_the_customers_own_services_it_interrupts(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    clock: FakeClock = world["clock"]
+    client: ClientFactory = world["client"]
+    inventory = make_inventory([customer(1)])
+    with_device_services(inventory, {"cpe-1": ["tv", "voice"]})
+    start = clock.now + timedelta(hours=2)
+    window = {
+        "scope": "node-17",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "reason": "Fibre upgrade",
+        "services": ["internet", "tv"],
+    }
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=inventory)).status_code == 200
+        assert (await api.post("/v1/maintenance", json=window)).status_code == 201
+    planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
+    await planner.keep_promises()
+    await drain(world)
+
+    [scheduled] = [words(m.body) for m in sms_gateway.messages]
+    assert "planned work on your TV:" in scheduled, scheduled
+    assert "internet" not in scheduled and "phone" not in scheduled
+
+
+async def update_rows(world: dict[str, Any]) -> list[OutboxRow]:
+    return [r for r in await rows(world) if r.stage == "update"]
+
+
+async def test_an_update_leaving_out_a_language_its_customers_read_is_refused_naming_it(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    # German, English, Vietnamese and Hindi customers.
+    _, outage_id = await setup(world, [customer(0), customer(1), customer(3), customer(4)])
+    await drain(world)
+    client: ClientFactory = world["client"]
+    path = f"/v1/outages/{outage_id}/updates"
+    partial = {"en": "The damaged cable is being replaced.", "de": "Das Kabel wird ersetzt."}
+    async with client(Role.ENGINEER) as api:
+        refused = await api.post(path, json={"messages": partial})
+        assert await update_rows(world) == []
+        unknown_fallback = await api.post(
+            path, json={"messages": partial, "fallback_language": "es"}
+        )
+        every = await api.post(
+            path,
+            json={
+                "messages": {
+                    **partial,
+                    "vi": "Cáp bị hỏng đang được thay.",
+                    "hi": "खराब केबल बदली जा रही है।",
+                }
+            },
+        )
+        chosen = await api.post(path, json={"messages": partial, "fallback_language": "en"})
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "messages" and "hi, vi" in error["reason"]
+    assert unknown_fallback.status_code == 422
+    assert [e["field"] for e in unknown_fallback.json()["errors"]] == ["fallback_language"]
+    assert every.status_code == 201, every.text
+    assert chosen.status_code == 201, chosen.text
+    world["clock"].now = datetime.now(UTC) + timedelta(seconds=1)  # the API planned at real time
+    await drain(world)
+
+    def told(phone: str) -> list[str]:
+        return [m.body for m in sms_gateway.messages if m.to == phone]
+
+    hindi, vietnamese = told(customer(4)["phone"]), told(customer(3)["phone"])
+    assert len(hindi) == len(vietnamese) == 3  # detected and the two accepted updates
+    assert "खराब केबल बदली जा रही है।" in hindi[1] and "damaged cable" not in hindi[1]
+    assert "Cáp bị hỏng đang được thay." in vietnamese[1]
+    assert "The damaged cable is being replaced." in hindi[2]  # the NOC chose English for them
+    async with world["sessions"]() as session:
+        outage = await session.get(Outage, outage_id)
+    assert outage is not None and outage.update_sequence == 2
+
+
+async def test_an_update_that_tells_customers_nothing_is_refused_and_texts_nobody(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    _, outage_id = await setup(world, [customer(1)])
+    await drain(world)
+    client: ClientFactory = world["client"]
+    path = f"/v1/outages/{outage_id}/updates"
+    eta = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0).isoformat()
+    async with client(Role.ENGINEER) as api:
+        empty = await api.post(path, json={})
+        identified = await api.post(path, json={"eta": eta})
+        same_state = await api.post(path, json={"state": "identified"})
+        same_eta = await api.post(path, json={"eta": eta})
+    assert empty.status_code == 422, empty.text
+    assert empty.json()["errors"][0]["field"] == "body"
+    assert identified.status_code == 201, identified.text
+    assert same_state.status_code == 422 and same_eta.status_code == 422
+    world["clock"].now = datetime.now(UTC) + timedelta(seconds=1)
+    await drain(world)
+    assert len(sms_gateway.messages) == 2  # detected, and the update with the ETA
+
+
+NOTE = "Splice crew late; contact Bob at +49 151 99998888 before telling anyone"
+
+
+def everything_in(mail: Any) -> str:
+    """Every header and every text part of an e-mail, decoded."""
+    headers = " ".join(f"{name}: {value}" for name, value in mail.items())
+    parts = [p.get_content() for p in mail.walk() if p.get_content_maintype() == "text"]
+    return headers + " ".join(parts)
+
+
+def leaks(text: str) -> bool:
+    return "Bob" in text or "99998888" in text or "Splice crew" in text
+
+
+async def test_an_internal_note_never_reaches_a_customer_and_the_noc_sees_it(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator, smtp_server: SmtpSink
+) -> None:
+    texting = customer(0)  # de, SMS
+    mailing = customer(1, channels=["email"])  # en, e-mail
+    _, outage_id = await setup(world, [texting, mailing])
+    client: ClientFactory = world["client"]
+    async with client(Role.ENGINEER) as api:
+        ack = await api.post(f"/v1/outages/{outage_id}/acknowledge", json={"note": "on it, Bob"})
+        update = await api.post(
+            f"/v1/outages/{outage_id}/updates",
+            json={
+                "messages": {"en": "A fibre was cut.", "de": "Eine Faser wurde gekappt."},
+                "cause": "Fibre cut by roadworks",
+                "note": NOTE,
+            },
+        )
+        later = await api.post(f"/v1/outages/{outage_id}/acknowledge", json={"note": NOTE})
+        detail = await api.get(f"/v1/outages/{outage_id}")
+        audit = await api.get("/v1/audit", params={"entity": "outage", "entity_id": outage_id})
+    assert ack.status_code == 200 and later.status_code == 200, later.text
+    assert update.status_code == 201, update.text
+    world["clock"].now = datetime.now(UTC) + timedelta(seconds=1)  # the API planned at real time
+    await drain(world)
+
+    sms = [m.body for m in sms_gateway.messages]
+    mails = [everything_in(m) for m in smtp_server.messages]
+    assert len(sms) == 2 and len(mails) == 2  # detected and the update, to each
+    assert "Eine Faser wurde gekappt." in sms[1] and "A fibre was cut." in mails[1]
+    assert not any(leaks(body) for body in sms + mails)
+    async with world["sessions"]() as session:
+        outage = await session.get(Outage, outage_id)
+    assert outage is not None
+    async with client(None) as anonymous:
+        for language in ("en", "de", "es", "vi", "hi"):
+            page = await anonymous.get(f"/o/{outage.public_token}", params={"lang": language})
+            assert page.status_code == 200 and not leaks(page.text), language
+    assert "Fibre cut by roadworks" in page.text  # the cause is public
+    notes = [e["message"].get("note") for e in detail.json()["timeline"]]
+    assert [n for n in notes if n] == ["on it, Bob", NOTE, NOTE]
+    assert [e["kind"] for e in detail.json()["timeline"] if e["message"].get("note")] == [
+        "acknowledged",
+        "update",
+        "note",
+    ]
+    noted = [e["after"]["note"] for e in audit.json() if "note" in e["after"]]
+    assert noted == [NOTE.replace("+49 151 99998888", "[phone]")] * 2 + ["on it, Bob"]
+
+
+async def test_a_maintenance_note_stays_internal_while_its_reason_is_told(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator, smtp_server: SmtpSink
+) -> None:
+    clock: FakeClock = world["clock"]
+    client: ClientFactory = world["client"]
+    customers = [customer(0), customer(1, channels=["email"])]
+    start = clock.now + timedelta(hours=2)
+    window = {
+        "scope": "node-17",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "reason": "Fibre upgrade",
+        "note": NOTE,
+        "services": ["internet"],
+    }
+    async with client() as api:
+        assert (await api.put("/v1/inventory", json=make_inventory(customers))).status_code == 200
+        created = await api.post("/v1/maintenance", json=window)
+        window_id = created.json()["id"]
+        changed = await api.patch(
+            f"/v1/maintenance/{window_id}",
+            json={"reason": "Faster fibre for the street", "note": NOTE + " (again)"},
+        )
+        listed = await api.get("/v1/maintenance")
+        audit = await api.get(
+            "/v1/audit", params={"entity": "maintenance", "entity_id": str(window_id)}
+        )
+    assert created.status_code == 201, created.text
+    assert created.json()["note"] == NOTE
+    assert changed.status_code == 200, changed.text
+    assert listed.json()[0]["note"] == NOTE + " (again)"
+    assert [e["action"] for e in audit.json()] == ["update", "create"]
+    assert "[phone]" in audit.json()[0]["after"]["note"]
+    planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
+    for moment in (clock.now, start + timedelta(minutes=1), start + timedelta(hours=1, minutes=1)):
+        clock.now = moment
+        await planner.keep_promises()
+        await drain(world)
+
+    sms = [m.body for m in sms_gateway.messages]
+    mails = [everything_in(m) for m in smtp_server.messages]
+    assert len(sms) == 3 and len(mails) == 3  # scheduled, started, completed
+    assert "Faster fibre for the street" in mails[0]  # the reason is public
+    assert not any(leaks(body) for body in sms + mails)
+    link = sms[0][sms[0].index("https://status.example.net/m/") :].split()[0]
+    async with client(None) as anonymous:
+        page = await anonymous.get(link.removeprefix("https://status.example.net"))
+    assert page.status_code == 200 and "Faster fibre" in page.text and not leaks(page.text)
+
+
+async def test_a_maintenance_change_must_change_something_and_keep_a_reason(
+    world: dict[str, Any],
+) -> None:
+    client: ClientFactory = world["client"]
+    start = world["clock"].now + timedelta(hours=2)
+    window = {
+        "scope": "node-17",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "reason": "Fibre upgrade",
+        "note": "internal",
+    }
+    async with client() as api:
+        await api.put("/v1/inventory", json=make_inventory([customer(0)]))
+        window_id = (await api.post("/v1/maintenance", json=window)).json()["id"]
+        nothing = await api.patch(f"/v1/maintenance/{window_id}", json={})
+        no_reason = await api.patch(f"/v1/maintenance/{window_id}", json={"reason": None})
+        cleared = await api.patch(f"/v1/maintenance/{window_id}", json={"note": None})
+        missing = await api.patch("/v1/maintenance/999", json={"note": "x"})
+    assert nothing.status_code == 422 and no_reason.status_code == 422
+    assert cleared.status_code == 200 and cleared.json()["note"] is None
+    assert cleared.json()["reason"] == "Fibre upgrade"
+    assert missing.status_code == 404

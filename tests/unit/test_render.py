@@ -57,7 +57,8 @@ def test_every_language_a_customer_may_choose_has_every_stage() -> None:
 def test_each_stage_renders_in_each_language_with_name_link_and_no_blanks(
     language: str, stage: str
 ) -> None:
-    rendered = Renderer().render(facts(stage=stage, language=language))
+    name = "Trần Thị Anna" if language == "vi" else "Anna Weber"  # Vietnamese: family first
+    rendered = Renderer().render(facts(stage=stage, language=language, customer_name=name))
 
     for part in (rendered.subject, rendered.sms, rendered.text):
         assert part and "{{" not in part and "{%" not in part and "  " not in part
@@ -89,6 +90,33 @@ def test_the_html_mail_escapes_what_it_is_given() -> None:
 
     assert "<script>" not in rendered.html
     assert "&lt;script&gt;" in rendered.html
+
+
+# Each language's greeting and a name as written in it; the given name is the greeted one.
+GREETINGS = {
+    "en": ("Hi Priya,", "Hello Priya,", "Priya Sharma"),
+    "de": ("Hallo Jürgen,", "Hallo Jürgen,", "Jürgen Müller"),
+    "es": ("Hola María,", "Hola María:", "María García López"),
+    "vi": ("Chào An,", "Chào An,", "Nguyễn Văn An"),
+    "hi": ("नमस्ते Priya,", "नमस्ते Priya,", "Priya Sharma"),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_greeting_uses_the_given_name_where_the_language_writes_it(
+    language: str, stage: str
+) -> None:
+    sms_greeting, text_greeting, name = GREETINGS[language]
+    rendered = Renderer().render(facts(stage=stage, language=language, customer_name=name))
+
+    assert rendered.sms.startswith(sms_greeting), rendered.sms
+    assert rendered.text.startswith(text_greeting), rendered.text
+
+
+def test_a_one_word_name_is_greeted_as_it_is_in_every_language() -> None:
+    for language in LANGUAGES:
+        assert "Lan," in Renderer().render(facts(language=language, customer_name="Lan")).sms
 
 
 def test_an_unknown_language_falls_back_to_english() -> None:
@@ -130,7 +158,8 @@ def realistic(stage: str, language: str, **changes: object) -> NoticeFacts:
     base: dict[str, object] = {
         "stage": stage,
         "language": language,
-        "customer_name": "Maximilian Schmidt",
+        # Vietnamese names are written family name first; the greeting takes the given name.
+        "customer_name": "Nguyễn Maximilian" if language == "vi" else "Maximilian Schmidt",
         "started_at": REALISTIC_START,
         "resolved_at": REALISTIC_START + timedelta(hours=1),
         "next_update_due": REALISTIC_START + timedelta(minutes=30),
