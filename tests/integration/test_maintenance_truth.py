@@ -23,13 +23,12 @@ from app.notifications.models import OutboxRow
 from app.notifications.planner import plan_notices
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.service import apply_transition
 from app.rules.schemas import RatioDownRule
 from app.rules.service import create_rule
 from app.settings import Settings
 from consumers.outage_events import Planner
 from tests.clock import FakeClock
-from tests.factories import make_customer, make_inventory, make_rule
+from tests.factories import apply_transition, make_customer, make_inventory, make_rule
 from tests.invariants import assert_nobody_hears_it_works_while_out
 
 pytestmark = pytest.mark.integration
