@@ -33,6 +33,7 @@ from app.notifications.recipients import (
     affected_customers,
     listed_channels,
     told_customers,
+    told_detected_of,
 )
 from app.notifications.truth import still_failing, taken_over_since
 from app.outages.events import OutageEvent
@@ -214,21 +215,7 @@ async def _told_of_another_open_outage(
 ) -> set[str]:
     """Those of `customers` with a `detected` notice planned for another outage still open."""
     other_open = select(Outage.id).where(Outage.active_key.is_not(None), Outage.id != outage_id)
-    found: set[str] = set()
-    ids = sorted(set(customers))
-    for start in range(0, len(ids), CHUNK):
-        found.update(
-            await session.scalars(
-                select(OutboxRow.customer_id)
-                .where(
-                    OutboxRow.stage == "detected",
-                    OutboxRow.outage_id.in_(other_open),
-                    OutboxRow.customer_id.in_(ids[start : start + CHUNK]),
-                )
-                .distinct()
-            )
-        )
-    return found
+    return await told_detected_of(session=session, outages=other_open, customers=customers)
 
 
 async def _drop_held_resolutions(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.inventory.consent import opt_outs_of
 from app.inventory.models import Customer, Device, TopologyNode, customer_devices
 from app.notifications.models import OutboxRow
+
+# Customer ids per lookup query.
+CHUNK = 5000
 
 # A channel that depends on a service: during an outage of it, the customer's other listed
 # channel is used instead (e-mail read over the home broadband, SMS over our own cells).
@@ -157,3 +160,25 @@ async def listed_channels(session: AsyncSession, customer_id: str) -> tuple[str,
     ).one()
     opted_out = await opt_outs_of(session=session, listed={customer_id: row[1]})
     return usable_channels(row[0], opted_out[customer_id], ())
+
+
+async def told_detected_of(
+    *, session: AsyncSession, outages: Select[Any], customers: Collection[str]
+) -> set[str]:
+    """Those of `customers` with a `detected` notice planned for one of `outages` (a select
+    of outage ids), looked up in chunks so a regional outage's customers fit a query."""
+    ids = sorted(set(customers))
+    found: set[str] = set()
+    for start in range(0, len(ids), CHUNK):
+        found.update(
+            await session.scalars(
+                select(OutboxRow.customer_id)
+                .where(
+                    OutboxRow.stage == "detected",
+                    OutboxRow.outage_id.in_(outages),
+                    OutboxRow.customer_id.in_(ids[start : start + CHUNK]),
+                )
+                .distinct()
+            )
+        )
+    return found

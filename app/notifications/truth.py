@@ -16,12 +16,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.notifications.models import OutboxRow
-from app.notifications.recipients import affected_customers
+from app.notifications.recipients import affected_customers, told_detected_of
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
-
-CHUNK = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +61,4 @@ async def taken_over_since(
 ) -> set[str]:
     """Those of `customers` told `detected` of an outage that opened at or after `since`."""
     recent = select(Outage.id).where(Outage.opened_at >= since)
-    ids = sorted(set(customers))
-    found: set[str] = set()
-    for start in range(0, len(ids), CHUNK):
-        found.update(
-            await session.scalars(
-                select(OutboxRow.customer_id)
-                .where(
-                    OutboxRow.stage == "detected",
-                    OutboxRow.outage_id.in_(recent),
-                    OutboxRow.customer_id.in_(ids[start : start + CHUNK]),
-                )
-                .distinct()
-            )
-        )
-    return found
+    return await told_detected_of(session=session, outages=recent, customers=customers)
