@@ -279,9 +279,7 @@ def test_a_spanish_sms_forced_into_ucs2_still_fits_three_segments(stage: str) ->
     assert length.segments <= 3, (length, rendered.sms)
 
 
-def test_an_sms_over_the_segment_limit_drops_the_free_text_then_is_cut_before_the_link() -> None:
-    from notifiers.segments import sms_length
-
+def test_an_sms_over_the_segment_limit_keeps_the_nocs_words_and_the_promise_over_the_link() -> None:
     long_message = "Bauarbeiten an der Hauptstraße haben ein Glasfaserkabel beschädigt. " * 4
     facts_ = facts(stage="update", language="de", message=long_message.strip())
     full = Renderer().render(facts_)
@@ -289,7 +287,11 @@ def test_an_sms_over_the_segment_limit_drops_the_free_text_then_is_cut_before_th
     tiny = Renderer().render(facts_, max_sms_segments=1)
 
     assert sms_length(full.sms).segments > 2
-    assert sms_length(limited.sms).segments <= 2 and "Glasfaserkabel" not in limited.sms
+    assert sms_length(limited.sms).segments <= 2
+    # Too long to keep whole: the short form without the link, the NOC's words cut at a word,
+    # the promised time kept (before, the words were dropped and the promise cut instead).
+    assert "Glasfaserkabel" in limited.sms and "… Nächstes Update bis 08:35." in limited.sms
+    assert "https://" not in limited.sms
     assert long_message.strip() in limited.text  # the e-mail still says it all
     assert sms_length(tiny.sms).segments == 1
-    assert tiny.sms.endswith("https://status.example.net/o/abc")
+    assert tiny.sms.endswith("Nächstes Update bis 08:35.")
