@@ -309,6 +309,7 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", "/v1/outages/x", Role.VIEWER),
     ("POST", "/v1/outages/x/acknowledge", Role.ENGINEER),
     ("POST", "/v1/outages/x/updates", Role.ENGINEER),
+    ("POST", "/v1/outages/x/updates/preview", Role.ENGINEER),
     ("POST", "/v1/outages/x/resolve", Role.ENGINEER),
     ("POST", "/v1/maintenance", Role.ENGINEER),
     ("GET", "/v1/maintenance", Role.VIEWER),

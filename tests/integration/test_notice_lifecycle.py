@@ -8,17 +8,21 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.models import AuditEntry
 from app.db import transaction
+from app.main import create_app
 from app.notifications.models import OutboxRow
 from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.models import Outage
+from app.outages.models import Outage, TimelineEntry
 from app.outages.service import apply_transition
 from app.settings import Role, Settings
 from consumers.outage_events import Planner
@@ -26,10 +30,11 @@ from forewarn.runtime import build_channels
 from notifiers.dispatcher import Dispatcher
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
+from notifiers.segments import sms_length
 from notifiers.smtp_sink import SmtpSink
 from tests.clock import FakeClock
 from tests.factories import make_inventory, make_rule
-from tests.integration.api_client import ClientFactory, api_settings, client_factory
+from tests.integration.api_client import TOKENS, ClientFactory, api_settings, client_factory
 
 pytestmark = pytest.mark.integration
 
@@ -394,3 +399,88 @@ async def test_a_notice_waiting_for_a_retry_is_not_mistaken_for_one_held_for_the
     await drain(world)
     stages = sorted((r.stage, r.state) for r in await rows(world))
     assert stages == [("detected", "sent"), ("resolved", "sent")]
+
+
+async def test_an_update_preview_shows_each_languages_sms_and_subject_and_changes_nothing(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    _, outage_id = await setup(world, [customer(0), customer(1)])
+    await drain(world)
+    eta = datetime(2026, 12, 3, 16, 41, tzinfo=UTC)
+    body = {
+        "messages": {
+            "en": "Roadworks damaged a fibre cable. Our technicians are repairing it right now",
+            "es": "Unas obras han dañado la fibra óptica. Los técnicos la están reparando",
+        },
+        "eta": eta.isoformat(),
+        "state": "identified",
+    }
+    async with world["sessions"]() as session:
+        before = await session.get(Outage, outage_id)
+        assert before is not None
+        before_state = (before.state, before.update_sequence, before.eta, before.next_update_due)
+        outbox = len((await session.scalars(select(OutboxRow))).all())
+        audited = len((await session.scalars(select(AuditEntry))).all())
+    client: ClientFactory = world["client"]
+    async with client(Role.ENGINEER) as api:
+        answer = await api.post(
+            f"/v1/outages/{outage_id}/updates/preview",
+            json=body,
+            params={"timezone": "Europe/Madrid"},
+        )
+        unknown = await api.post("/v1/outages/out_nope/updates/preview", json=body)
+        bad_zone = await api.post(
+            f"/v1/outages/{outage_id}/updates/preview", json=body, params={"timezone": "Mars/Base"}
+        )
+        bad_body = await api.post(
+            f"/v1/outages/{outage_id}/updates/preview", json={"messages": {"de": "x"}}
+        )
+
+    assert answer.status_code == 200, answer.text
+    preview = answer.json()
+    assert preview["max_sms_segments"] == 3 and preview["timezone"] == "Europe/Madrid"
+    by_language = {item["language"]: item for item in preview["languages"]}
+    assert set(by_language) == {"en", "de", "es", "vi", "hi"}
+    spanish = by_language["es"]
+    assert spanish["sms_encoding"] == "UCS-2" and 1 <= spanish["sms_segments"] <= 3
+    assert body["messages"]["es"] in spanish["sms"] and "17:41" in spanish["sms"]  # Madrid time
+    assert spanish["subject"] == "Novedades: incidencia en internet en su zona"
+    english = by_language["en"]
+    assert english["sms_encoding"] == "GSM-7" and body["messages"]["en"] in english["sms"]
+    for item in preview["languages"]:
+        assert sms_length(item["sms"]).segments == item["sms_segments"] <= 3
+        assert sms_length(item["sms"]).encoding == item["sms_encoding"]
+        assert item["subject"]
+    assert unknown.status_code == 404
+    assert bad_zone.status_code == 422 and bad_zone.json()["errors"][0]["field"] == "query.timezone"
+    assert bad_body.status_code == 422
+
+    # Nothing sent, nothing stored: the outage, its outbox and the gateway are as they were.
+    sent = len(sms_gateway.messages)
+    await drain(world)
+    async with world["sessions"]() as session:
+        after = await session.get(Outage, outage_id)
+        assert after is not None
+        assert (after.state, after.update_sequence, after.eta, after.next_update_due) == (
+            before_state
+        )
+        assert len((await session.scalars(select(OutboxRow))).all()) == outbox
+        updates = await session.scalars(select(TimelineEntry).where(TimelineEntry.kind == "update"))
+        assert updates.all() == []
+        assert len((await session.scalars(select(AuditEntry))).all()) == audited
+    assert len(sms_gateway.messages) == sent
+
+
+async def test_an_api_without_a_renderer_says_it_cannot_preview(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    settings = api_settings(database_url)
+    app = create_app(settings=settings, sessions=sessions, registry=CollectorRegistry())
+    headers = {"Authorization": f"Bearer {TOKENS[Role.ENGINEER]}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://forewarn", headers=headers
+    ) as api:
+        answer = await api.post(
+            "/v1/outages/out_x/updates/preview", json={"messages": {"en": "Fibre cut"}}
+        )
+    assert answer.status_code == 501
