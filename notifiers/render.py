@@ -2,7 +2,8 @@
 
 Each `templates/<language>/<stage>.j2` defines the blocks `subject`, `sms`, `sms_short`,
 `text` and `link_label`; the HTML e-mail is the text's paragraphs in `templates/email.html.j2`
-(autoescaped). Times are shown in the customer's time zone, formatted for their locale.
+(autoescaped). Times are shown in the customer's time zone, formatted for their locale: the
+inventory's `locale`, else their language where their zone is (`app.locales.notice_locale`).
 
 An SMS over its segment limit loses, in this order, until it fits (`Renderer.render`):
 1. its fixed phrases: `sms_short` says the same in fewer words (no greeting, no "no need to
@@ -33,6 +34,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 
+from app.locales import notice_locale
 from notifiers.segments import sms_length
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -72,6 +74,7 @@ class NoticeFacts:
     cause: str | None = None
     window_start: datetime | None = None  # planned maintenance
     window_end: datetime | None = None
+    locale: str | None = None  # BCP 47 (en-GB); None: the language where the time zone is
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +101,17 @@ def _zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=16384)
-def _when(moment: datetime, zone: str, language: str) -> str:
-    return _plain(format_datetime(moment, "short", tzinfo=_zone(zone), locale=language))
+def _when(moment: datetime, zone: str, locale: str) -> str:
+    return _plain(format_datetime(moment, "short", tzinfo=_zone(zone), locale=locale))
 
 
 @lru_cache(maxsize=16384)
-def _clock(moment: datetime, since: datetime, zone: str, language: str) -> str:
+def _clock(moment: datetime, since: datetime, zone: str, locale: str) -> str:
     """The time alone when it falls on the same local day as `since`, else date and time."""
     tz = _zone(zone)
     if moment.astimezone(tz).date() == since.astimezone(tz).date():
-        return _plain(format_time(moment, "short", tzinfo=tz, locale=language))
-    return _when(moment, zone, language)
+        return _plain(format_time(moment, "short", tzinfo=tz, locale=locale))
+    return _when(moment, zone, locale)
 
 
 @lru_cache(maxsize=1024)
@@ -221,14 +224,16 @@ class Renderer:
     def _context(self, facts: NoticeFacts) -> tuple[Template, Context]:
         template = self._template(facts.stage, facts.language)
         language = facts.language if facts.language in SERVICE_NAMES else DEFAULT_LANGUAGE
+        own = facts.locale if facts.language == language else None  # not for a fallback text
+        locale = notice_locale(language, facts.timezone, own)
 
         def when(moment: datetime | None) -> str:
-            return "" if moment is None else _when(moment, facts.timezone, language)
+            return "" if moment is None else _when(moment, facts.timezone, locale)
 
         def clock(moment: datetime | None) -> str:
             if moment is None:
                 return ""
-            return _clock(moment, facts.started_at, facts.timezone, language)
+            return _clock(moment, facts.started_at, facts.timezone, locale)
 
         services = _services(facts.services, language)
         context = template.new_context(

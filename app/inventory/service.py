@@ -153,6 +153,7 @@ async def replace_inventory(*, session: AsyncSession, doc: InventoryIn) -> Inven
                 "email": c.email,
                 "language": c.language.value,
                 "timezone": c.timezone,
+                "locale": c.locale,
                 "channels": [ch.value for ch in c.channels],
                 "quiet_hours": c.quiet_hours.model_dump() if c.quiet_hours else None,
                 "opt_outs": [ch.value for ch in c.opt_outs],

@@ -252,7 +252,8 @@ async def test_quiet_hours_hold_the_news_and_a_night_outage_becomes_one_morning_
     }
     overnight = sms_gateway.messages[1].body
     assert sms_gateway.messages[1].to == "+4915110000001"
-    assert "2:00 AM" in overnight and "4:00 AM" in overnight  # Berlin time, English format
+    # Berlin time, in the format of English in Germany (en_DE), no longer the US one.
+    assert "24/11/2026, 02:00" in overnight and "24/11/2026, 04:00" in overnight
 
 
 async def test_a_clear_that_does_not_hold_tells_nobody_resolved_then_down_again(
@@ -484,3 +485,36 @@ async def test_an_api_without_a_renderer_says_it_cannot_preview(
             "/v1/outages/out_x/updates/preview", json={"messages": {"en": "Fibre cut"}}
         )
     assert answer.status_code == 501
+
+
+async def test_an_english_customer_in_london_reads_british_dates_and_their_page_keeps_the_zone(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    world["clock"].now = datetime(2026, 3, 12, 14, 41, tzinfo=UTC)
+    london = customer(1, timezone="Europe/London")  # English, no locale given: en_GB
+    mexico = customer(2, timezone="America/Mexico_City", locale="es-MX")
+    _, outage_id = await setup(world, [london, mexico])
+    await drain(world)
+
+    sms = {m.to: m.body for m in sms_gateway.messages}
+    english, spanish = sms[london["phone"]], sms[mexico["phone"]]
+    assert "12/03/2026, 14:41" in english, english  # was "3/12/26, 2:41 PM", read as 3 December
+    assert "12/03/26, 8:41 a.m." in spanish, spanish
+    link = english.split()[-1]
+    assert link.endswith("?tz=Europe/London") and "c-1" not in link and "+49" not in link
+
+    path = link.removeprefix("https://status.example.net")
+    async with world["client"](None) as anonymous:
+        from_notice = await anonymous.get(path + "&lang=en")
+        plain = await anonymous.get(path.partition("?")[0], params={"lang": "en"})
+        forged = await anonymous.get(path.partition("?")[0], params={"lang": "en", "tz": "../x"})
+    assert from_notice.status_code == 200
+    # From the notice: the customer's zone and place, as the SMS said; no script rewrites it.
+    assert '<time datetime="2026-03-12T14:41:00Z">12 Mar 2026, 14:41:00</time>' in from_notice.text
+    assert 'class="zone">Europe/London<' in from_notice.text and "<script" not in from_notice.text
+    # Without a zone: UTC, and the browser's zone through a script of our own.
+    for page in (plain, forged):
+        assert '<time datetime="2026-03-12T14:41:00Z">Mar 12, 2026, 2:41:00' in page.text
+        assert 'class="zone">UTC<' in page.text
+        assert "<script>" in page.text and 'querySelectorAll("time[datetime]")' in page.text
+        assert "src=" not in page.text  # no third-party code
