@@ -30,3 +30,9 @@ class InvalidInputError(ForewarnError):
     def __init__(self, errors: list[dict[str, str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+
+
+class PreviewUnavailableError(ForewarnError):
+    """This API process was started without a renderer for previews (not worth a retry)."""
+
+    http_status = 501

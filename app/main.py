@@ -18,6 +18,7 @@ from app.limits import BodySizeLimitMiddleware
 from app.maintenance import routes as maintenance_routes
 from app.metrics import HttpMetricsMiddleware, api_metrics, watch_pool
 from app.noc import routes as noc_routes
+from app.noc.preview import UpdatePreviewer
 from app.outages import routes as outage_routes
 from app.rules import routes as rule_routes
 from app.settings import Settings
@@ -34,11 +35,13 @@ def create_app(
     registry: CollectorRegistry = REGISTRY,
     contact_sink: ContactSink | None = None,
     recorded_telemetry: RecordedTelemetry | None = None,
+    update_previewer: UpdatePreviewer | None = None,
 ) -> FastAPI:
     """Return the API application for these settings and this database.
 
     `contact_sink` receives every customer lookup the API answers; None publishes nothing.
     `recorded_telemetry` is where backtests over a time range read; None refuses them.
+    `update_previewer` renders update previews (notifiers'); None answers them 501.
     """
     app = FastAPI(
         title="Forewarn",
@@ -51,6 +54,7 @@ def create_app(
     app.state.registry = registry
     app.state.contact_sink = contact_sink
     app.state.recorded_telemetry = recorded_telemetry
+    app.state.update_previewer = update_previewer
     install_error_handlers(app)
     metrics = api_metrics(registry)
     watch_pool(metrics, sessions)

@@ -7,9 +7,12 @@ only asks, so link scanners cannot opt anyone out).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime
 from babel.lists import format_list
@@ -19,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import utc_now
+from app.clock import as_utc, utc_now
 from app.deps import SessionDep, SettingsDep
 from app.domain.services import service_name
 from app.exceptions import NotFoundError
@@ -27,6 +30,7 @@ from app.inventory.consent import Source, record_consent
 from app.inventory.models import Customer
 from app.inventory.places import places_of
 from app.links import read_unsubscribe_token
+from app.locales import notice_locale
 from app.maintenance.models import Maintenance
 from app.outages.models import TimelineEntry
 from app.outages.queries import outage_by_token
@@ -50,12 +54,18 @@ async def outage_page(
     token: str,
     session: SessionDep,
     lang: str | None = None,
+    tz: str | None = None,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> HTMLResponse:
-    """The public status page of one outage, in the reader's language; no personal data."""
+    """The public status page of one outage, in the reader's language; no personal data.
+
+    Times are shown in `tz`, the zone a customer's notice link names; without one (or with an
+    unknown one) in UTC, which a small script on the page turns into the browser's zone."""
     outage = await outage_by_token(session=session, token=token)
     language = pick_language(lang, accept_language)
     words = TEXTS[language]
+    zone = _reader_zone(tz)
+    when = _formatter(language, zone)
     entries = await session.scalars(
         select(TimelineEntry)
         .where(
@@ -77,7 +87,7 @@ async def outage_page(
         else:
             text = ""
             label = words["resolved_state" if entry.state == "resolved" else entry.state]
-        timeline.append({"at": _when(entry.at, language), "label": label, "text": text})
+        timeline.append({"at": when(entry.at), "label": label, "text": text})
     state = "resolved_state" if outage.state == "resolved" else outage.state
     places = await places_of(session=session, scopes=[(outage.scope_level, outage.scope_id)])
     return _page(
@@ -89,11 +99,15 @@ async def outage_page(
         outage=outage,
         area=places[(outage.scope_level, outage.scope_id)].called(language),
         services=_services(outage.services, language) or words["all"],
-        started=_when(outage.opened_at or outage.started_at, language),
-        eta=_when(outage.eta, language),
-        next_update=_when(outage.next_update_due, language),
-        resolved=_when(outage.resolved_at, language),
+        started=when(outage.opened_at or outage.started_at),
+        eta=when(outage.eta),
+        next_update=when(outage.next_update_due),
+        resolved=when(outage.resolved_at),
         timeline=timeline,
+        zone=zone or "UTC",
+        zone_fixed=zone is not None,
+        times_before=words["times"].partition("{zone}")[0],
+        times_after=words["times"].partition("{zone}")[2],
     )
 
 
@@ -104,10 +118,40 @@ def _services(services: list[str] | None, language: str) -> str:
     return format_list([service_name(s, language) for s in services], locale=language)
 
 
-def _when(moment: datetime | None, language: str) -> str:
-    if moment is None:
-        return ""
-    return format_datetime(moment, "medium", tzinfo=UTC, locale=language)
+def _reader_zone(tz: str | None) -> str | None:
+    """The zone a notice link names, if it is a real one (anything else is ignored)."""
+    if not tz or len(tz) > 64:
+        return None
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return tz
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """A moment for the page: its ISO form (for `<time datetime>`) and its text."""
+
+    iso: str
+    text: str
+
+    def __bool__(self) -> bool:
+        return bool(self.iso)
+
+
+def _formatter(language: str, zone: str | None) -> Callable[[datetime | None], _Shown]:
+    tzinfo = ZoneInfo(zone) if zone else UTC
+    locale = notice_locale(language, zone or "UTC")
+
+    def when(moment: datetime | None) -> _Shown:
+        if moment is None:
+            return _Shown("", "")
+        moment = as_utc(moment)
+        text = format_datetime(moment, "medium", tzinfo=tzinfo, locale=locale)
+        return _Shown(moment.isoformat().replace("+00:00", "Z"), text)
+
+    return when
 
 
 @router.get("/m/{token}", response_class=HTMLResponse)

@@ -23,7 +23,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "resolved_state": "Resolved",
         "cancelled": "No disruption",
         "update": "Update",
-        "times": "Times in UTC",
+        "times": "Times in {zone}",
     },
     "de": {
         "title": "Störung",
@@ -43,7 +43,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "resolved_state": "Behoben",
         "cancelled": "Keine Störung",
         "update": "Update",
-        "times": "Zeiten in UTC",
+        "times": "Zeiten in {zone}",
     },
     "es": {
         "title": "Incidencia",
@@ -63,7 +63,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "resolved_state": "Resuelta",
         "cancelled": "Sin incidencia",
         "update": "Actualización",
-        "times": "Horas en UTC",
+        "times": "Horas en {zone}",
     },
     "vi": {
         "title": "Sự cố dịch vụ",
@@ -83,7 +83,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "resolved_state": "Đã khắc phục",
         "cancelled": "Không có sự cố",
         "update": "Cập nhật",
-        "times": "Giờ UTC",
+        "times": "Giờ {zone}",
     },
     "hi": {
         "title": "सेवा में बाधा",
@@ -103,7 +103,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "resolved_state": "ठीक हो गया",
         "cancelled": "कोई बाधा नहीं",
         "update": "अपडेट",
-        "times": "समय UTC में",
+        "times": "समय {zone} में",
     },
 }
 

@@ -35,6 +35,7 @@ from forewarn.probes import bind_metrics_port, create_probe_app, process_checks,
 from notifiers import email_smtp, sms_http, webhook
 from notifiers.channel import Channel
 from notifiers.dispatcher import Dispatcher
+from notifiers.preview import RenderedUpdatePreviewer
 from notifiers.render import Renderer
 
 log = structlog.get_logger("forewarn.runtime")
@@ -130,6 +131,7 @@ async def _serve_api(runtime: Runtime, stop: asyncio.Event, hooks: Hooks) -> Non
         sessions=runtime.sessions,
         contact_sink=contacts,
         recorded_telemetry=KafkaRecordedTelemetry(settings) if broker else None,
+        update_previewer=RenderedUpdatePreviewer(),
     )
     config = uvicorn.Config(
         app,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 
 import aiosmtplib
 
+from app.clock import Clock, utc_now
 from app.settings import Settings
 from notifiers.channel import Delivery, Notice
 from notifiers.exceptions import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from notifiers.headers import encode_header_value
 
 
 class SmtpEmailChannel:
@@ -31,6 +33,7 @@ class SmtpEmailChannel:
         password: str | None = None,
         start_tls: bool = False,
         timeout: float = 10.0,
+        clock: Clock = utc_now,
     ) -> None:
         self._host = host
         self._port = port
@@ -39,15 +42,20 @@ class SmtpEmailChannel:
         self._password = password
         self._start_tls = start_tls
         self._timeout = timeout
+        self._clock = clock
         domain = parseaddr(sender)[1].rpartition("@")[2]
         self._domain = domain or "forewarn.invalid"
 
     def build_message(self, notice: Notice) -> EmailMessage:
-        """Return the MIME message for a notice: text, optional HTML, unsubscribe headers."""
+        """Return the MIME message for a notice: text, optional HTML, unsubscribe headers.
+
+        The subject is stored already folded (`notifiers.headers`): the stdlib folder can leave
+        a space between two encoded words, where readers drop it."""
         message = EmailMessage()
         message["From"] = self._sender
         message["To"] = notice.to
-        message["Subject"] = notice.subject
+        message.set_raw("Subject", encode_header_value("Subject", notice.subject))
+        message["Date"] = format_datetime(self._clock())
         message["Message-ID"] = make_msgid(domain=self._domain)
         if notice.unsubscribe_url:
             message["List-Unsubscribe"] = f"<{notice.unsubscribe_url}>"

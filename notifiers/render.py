@@ -1,8 +1,17 @@
 """Render a notice for one customer: Jinja2 templates per stage and language, Babel dates.
 
-Each `templates/<language>/<stage>.j2` defines the blocks `subject`, `sms`, `text` and
-`link_label`; the HTML e-mail is the text's paragraphs in `templates/email.html.j2`
-(autoescaped). Times are shown in the customer's time zone, formatted for their locale.
+Each `templates/<language>/<stage>.j2` defines the blocks `subject`, `sms`, `sms_short`,
+`text` and `link_label`; the HTML e-mail is the text's paragraphs in `templates/email.html.j2`
+(autoescaped). Times are shown in the customer's time zone, formatted for their locale: the
+inventory's `locale`, else their language where their zone is (`app.locales.notice_locale`).
+
+An SMS over its segment limit loses, in this order, until it fits (`Renderer.render`):
+1. its fixed phrases: `sms_short` says the same in fewer words (no greeting, no "no need to
+   call"), still with the NOC's words, the expected fix and the promised next update;
+2. the status link;
+3. the end of the NOC's words (cut at a word, marked "…"), the promise still kept;
+4. only when even that cannot fit: the end of the short form, cut at a word.
+So the NOC's words and the promised time are in every SMS they can fit in.
 """
 
 from __future__ import annotations
@@ -23,8 +32,10 @@ from jinja2 import (
     TemplateNotFound,
     select_autoescape,
 )
+from jinja2.runtime import Context
 
 from app.domain.services import ANY_SERVICE, SERVICE_NAMES
+from app.locales import notice_locale
 from notifiers.segments import sms_length
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -60,6 +71,7 @@ class NoticeFacts:
     window_start: datetime | None = None  # planned maintenance
     window_end: datetime | None = None
     area: str = ""  # the place's name in this language (app/domain/places.py), never its id
+    locale: str | None = None  # BCP 47 (en-GB); None: the language where the time zone is
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +98,17 @@ def _zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=16384)
-def _when(moment: datetime, zone: str, language: str) -> str:
-    return _plain(format_datetime(moment, "short", tzinfo=_zone(zone), locale=language))
+def _when(moment: datetime, zone: str, locale: str) -> str:
+    return _plain(format_datetime(moment, "short", tzinfo=_zone(zone), locale=locale))
 
 
 @lru_cache(maxsize=16384)
-def _clock(moment: datetime, since: datetime, zone: str, language: str) -> str:
+def _clock(moment: datetime, since: datetime, zone: str, locale: str) -> str:
     """The time alone when it falls on the same local day as `since`, else date and time."""
     tz = _zone(zone)
     if moment.astimezone(tz).date() == since.astimezone(tz).date():
-        return _plain(format_time(moment, "short", tzinfo=tz, locale=language))
-    return _when(moment, zone, language)
+        return _plain(format_time(moment, "short", tzinfo=tz, locale=locale))
+    return _when(moment, zone, locale)
 
 
 @lru_cache(maxsize=1024)
@@ -115,16 +127,22 @@ def given_name(full_name: str, language: str) -> str:
     return words[GIVEN_NAME_POSITION.get(language, 0)]
 
 
-def _cut(sms: str, link: str, segments: int) -> str:
-    """Shorten `sms` at a word so it fits `segments`, keeping the status link at its end."""
-    body = sms.replace(link, "").strip()
-    words = body.split()
-    while words:
-        candidate = " ".join(words) + "… " + link
-        if sms_length(candidate).segments <= segments:
-            return candidate
+def _fits(sms: str, segments: int) -> bool:
+    return sms_length(sms).segments <= segments
+
+
+def _cut(sms: str, segments: int) -> str:
+    """Shorten `sms` at a word (at a character if one word is too long) so it fits."""
+    words = sms.split()
+    while len(words) > 1:
         words.pop()
-    return link
+        candidate = " ".join(words) + "…"
+        if _fits(candidate, segments):
+            return candidate
+    candidate = sms
+    while candidate and not _fits(candidate + "…", segments):
+        candidate = candidate[:-1]
+    return candidate + "…"
 
 
 class Renderer:
@@ -163,30 +181,64 @@ class Renderer:
         return sorted(p.parent.name for p in self._templates.glob(f"*/{stage}.j2"))
 
     def render(self, facts: NoticeFacts, *, max_sms_segments: int | None = None) -> Rendered:
-        """Render every part; an SMS over `max_sms_segments` drops the NOC's free text (it
-        stays in the e-mail and on the status page) and, if still too long, is cut at a word
-        before the status link."""
+        """Render every part; an SMS over `max_sms_segments` is shortened by priority (see the
+        module's docstring): fixed phrases first, then the link, the NOC's words last."""
         rendered = self._render(facts)
-        if max_sms_segments is None or sms_length(rendered.sms).segments <= max_sms_segments:
+        if max_sms_segments is None or _fits(rendered.sms, max_sms_segments):
             return rendered
-        if facts.message:
-            shorter = self._render(replace(facts, message=None, cause=None))
-            rendered = replace(rendered, sms=shorter.sms)
-        if sms_length(rendered.sms).segments > max_sms_segments:
-            rendered = replace(rendered, sms=_cut(rendered.sms, facts.status_url, max_sms_segments))
-        return rendered
+        return replace(rendered, sms=self._short_sms(facts, max_sms_segments))
 
-    def _render(self, facts: NoticeFacts) -> Rendered:
+    def sms_forms(self, facts: NoticeFacts) -> tuple[str, str, str]:
+        """The SMS in the order they are tried: full, short, short without the link."""
+        return (
+            self._render(facts).sms,
+            self._sms_short(facts),
+            self._sms_short(replace(facts, status_url="")),
+        )
+
+    def _short_sms(self, facts: NoticeFacts, segments: int) -> str:
+        for sms in self.sms_forms(facts)[1:]:
+            if _fits(sms, segments):
+                return sms
+        unlinked = replace(facts, status_url="")
+        if facts.stage == "update":
+            # The NOC's words: their message, or else the cause an automatic update names.
+            by_message = bool((facts.message or "").strip())
+
+            def saying(words: str | None) -> NoticeFacts:
+                if by_message:
+                    return replace(unlinked, message=words)
+                return replace(unlinked, cause=words)
+
+            words = ((facts.message if by_message else facts.cause) or "").split()
+            while len(words) > 1:  # cut at a word, longest first, until the rest fits
+                words.pop()
+                sms = self._sms_short(saying(" ".join(words) + "…"))
+                if _fits(sms, segments):
+                    return sms
+            unlinked = replace(unlinked, message=None, cause=None)  # no words left: the promise
+            sms = self._sms_short(unlinked)
+            if _fits(sms, segments):
+                return sms
+        return _cut(self._sms_short(unlinked), segments)
+
+    def _sms_short(self, facts: NoticeFacts) -> str:
+        template, context = self._context(facts)
+        return " ".join("".join(template.blocks["sms_short"](context)).split())
+
+    def _context(self, facts: NoticeFacts) -> tuple[Template, Context]:
         template = self._template(facts.stage, facts.language)
         language = facts.language if facts.language in SERVICE_NAMES else DEFAULT_LANGUAGE
+        own = facts.locale if facts.language == language else None  # not for a fallback text
+        locale = notice_locale(language, facts.timezone, own)
 
         def when(moment: datetime | None) -> str:
-            return "" if moment is None else _when(moment, facts.timezone, language)
+            return "" if moment is None else _when(moment, facts.timezone, locale)
 
         def clock(moment: datetime | None) -> str:
             if moment is None:
                 return ""
-            return _clock(moment, facts.started_at, facts.timezone, language)
+            return _clock(moment, facts.started_at, facts.timezone, locale)
 
         services = _services(facts.services, language)
         context = template.new_context(
@@ -206,6 +258,11 @@ class Renderer:
                 "area": facts.area,
             }
         )
+        return template, context
+
+    def _render(self, facts: NoticeFacts) -> Rendered:
+        template, context = self._context(facts)
+        language = facts.language if facts.language in SERVICE_NAMES else DEFAULT_LANGUAGE
 
         def block(name: str) -> str:
             return "".join(template.blocks[name](context)).strip()

@@ -26,6 +26,7 @@ class _Handler:
             return "451 4.3.0 Temporarily refusing mail"
         raw = envelope.original_content or envelope.content
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        self._sink.raw.append(raw)
         self._sink.messages.append(parsed)
         return "250 Message accepted for delivery"
 
@@ -37,6 +38,7 @@ class SmtpSink:
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # each message as it arrived, to parse with another policy
         self._refusing = threading.Event()
         self._controller: Controller | None = None
 

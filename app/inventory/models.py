@@ -55,6 +55,7 @@ class Customer(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     language: Mapped[str] = mapped_column(String(16), default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    locale: Mapped[str | None] = mapped_column(String(35))  # BCP 47; None: from the zone
     channels: Mapped[list[str]] = mapped_column(JSON, default=list)
     quiet_hours: Mapped[dict[str, str] | None] = mapped_column(JSON)
     # The channels the inventory lists as opted out (the operator's word), as last imported.

@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from app.locales import check_locale
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][\w.:-]*$")]
 Service = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
@@ -69,6 +71,7 @@ def check_timezone(value: str) -> str:
 Phone = Annotated[str, Field(max_length=32), AfterValidator(normalise_phone)]
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
 TimeZone = Annotated[str, Field(max_length=64), AfterValidator(check_timezone)]
+LocaleTag = Annotated[str, Field(max_length=35), AfterValidator(check_locale)]
 
 
 class NodeIn(BaseModel):
@@ -110,12 +113,22 @@ class CustomerIn(BaseModel):
     email: Email | None = None
     language: Language = Language.EN
     timezone: TimeZone = "UTC"
+    locale: LocaleTag | None = Field(
+        default=None,
+        description="Formats dates and numbers (en-GB); default: the language where the zone is.",
+    )
     channels: list[Channel] = Field(min_length=1, max_length=3)
     devices: list[Identifier] = Field(default_factory=list, max_length=1000)
     quiet_hours: QuietHours | None = None
     opt_outs: list[Channel] = Field(default_factory=list)
     priority: bool = Field(default=False, description="Medical, emergency or SLA: told first.")
     webhook_url: HttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _locale_speaks_the_language(self) -> CustomerIn:
+        if self.locale is not None and self.locale.split("-")[0] != self.language.value:
+            raise ValueError(f"locale {self.locale} is not in the language {self.language.value}")
+        return self
 
 
 class InventoryIn(BaseModel):

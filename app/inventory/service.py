@@ -173,6 +173,7 @@ async def replace_inventory(
                 "email": c.email,
                 "language": c.language.value,
                 "timezone": c.timezone,
+                "locale": c.locale,
                 "channels": [ch.value for ch in c.channels],
                 "quiet_hours": c.quiet_hours.model_dump() if c.quiet_hours else None,
                 "opt_outs": [ch.value for ch in c.opt_outs],

@@ -3,23 +3,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Entity, record
 from app.clock import utc_now
 from app.deps import Engineer, SessionDep, SettingsDep, Viewer
+from app.exceptions import InvalidInputError, NotFoundError, PreviewUnavailableError
+from app.inventory.schemas import Language
+from app.noc.preview import (
+    PREVIEW_NAME,
+    LanguagePreview,
+    UpdateDraft,
+    UpdatePreview,
+    UpdatePreviewer,
+)
 from app.noc.queries import outage_detail
 from app.noc.schemas import AcknowledgeIn, NocResult, OutageDetail, ResolveIn, UpdateIn
 from app.noc.service import acknowledge, post_update, resolve
 from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
-from app.outages.queries import to_out
+from app.outages.queries import status_url, to_out
 from app.outages.schemas import OutageOut
-from app.outages.update_texts import TEMPLATE_STATE
+from app.outages.update_texts import TEMPLATE_STATE, update_text
 
 router = APIRouter(prefix="/v1/outages", tags=["outages"])
 
@@ -113,6 +123,61 @@ async def post_outage_update(
         session=session, event=event, now=utc_now(), policy=PlanPolicy.from_settings(settings)
     )
     return NocResult(outage=to_out(outage, settings.public_base_url), notices_planned=planned)
+
+
+@router.post("/{outage_id}/updates/preview")
+async def preview_outage_update(
+    outage_id: str,
+    body: UpdateIn,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _engineer: Engineer,
+    timezone: Annotated[str, Query(description="IANA zone the times are shown in")] = "UTC",
+) -> UpdatePreview:
+    """What each language's customers would read if this update were posted now: the SMS with
+    its segments and encoding, and the e-mail subject. Nothing is sent or stored."""
+    previewer: UpdatePreviewer | None = request.app.state.update_previewer
+    if previewer is None:
+        raise PreviewUnavailableError("this API process cannot render previews")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInputError(
+            [{"field": "query.timezone", "reason": "not an IANA time zone"}]
+        ) from None
+    outage = await session.get(Outage, outage_id)
+    if outage is None:
+        raise NotFoundError(f"outage {outage_id} does not exist")
+    messages = {language.value: text for language, text in body.messages.items()}
+    template = body.template.value if body.template else None
+    languages = []
+    for language in Language:
+        draft = UpdateDraft(
+            language=language.value,
+            timezone=timezone,
+            customer_name=PREVIEW_NAME,
+            services=tuple(outage.services),
+            started_at=outage.opened_at or outage.started_at,
+            next_update_due=utc_now() + settings.next_update_interval,
+            eta=body.eta or outage.eta,
+            cause=body.cause if body.cause is not None else outage.cause,
+            message=update_text(messages, template, language.value),
+            status_url=status_url(settings.public_base_url, outage),
+        )
+        rendered = previewer.preview(draft, max_sms_segments=settings.sms_max_segments)
+        languages.append(
+            LanguagePreview(
+                language=language.value,
+                sms=rendered.sms,
+                sms_segments=rendered.sms_segments,
+                sms_encoding=rendered.sms_encoding,
+                subject=rendered.subject,
+            )
+        )
+    return UpdatePreview(
+        max_sms_segments=settings.sms_max_segments, timezone=timezone, languages=languages
+    )
 
 
 @router.post("/{outage_id}/resolve")

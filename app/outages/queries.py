@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,9 +14,11 @@ from app.outages.models import Outage
 from app.outages.schemas import OutageOut
 
 
-def status_url(base_url: str, outage: Outage) -> str:
-    """The public page customers follow for this outage."""
-    return f"{base_url.rstrip('/')}/o/{outage.public_token}"
+def status_url(base_url: str, outage: Outage, *, timezone: str = "UTC") -> str:
+    """The public page customers follow for this outage; a customer's notice names their time
+    zone (`?tz=`, only the zone: nothing personal), so the page shows the times it showed."""
+    url = f"{base_url.rstrip('/')}/o/{outage.public_token}"
+    return url if timezone == "UTC" else f"{url}?tz={quote(timezone, safe='/')}"
 
 
 def maintenance_url(base_url: str, window: Maintenance) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.main import create_app
 from app.settings import ApiToken, Role, Settings
 from consumers.recorded import KafkaRecordedTelemetry
+from notifiers.preview import RenderedUpdatePreviewer
 
 TOKENS = {
     Role.VIEWER: "viewer-token-0123456789",
@@ -43,6 +44,7 @@ def client_factory(settings: Settings, sessions: async_sessionmaker[AsyncSession
         sessions=sessions,
         registry=CollectorRegistry(),
         recorded_telemetry=recorded,
+        update_previewer=RenderedUpdatePreviewer(),
     )
 
     @asynccontextmanager

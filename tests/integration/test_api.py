@@ -70,6 +70,29 @@ async def test_the_documented_inventory_is_accepted_as_it_is(client: ClientFacto
     assert summary.json() == {"nodes": 3, "devices": 1, "customers": 1}
 
 
+async def test_a_customers_locale_is_checked_normalised_and_stored(
+    client: ClientFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    def with_locale(locale: str) -> dict[str, Any]:
+        doc = copy.deepcopy(INVENTORY)
+        doc["customers"][0].update(language="en", timezone="Europe/Berlin", locale=locale)
+        return doc
+
+    async with client() as api:
+        stored = await api.put("/v1/inventory", json=with_locale("en_gb"))
+        unknown = await api.put("/v1/inventory", json=with_locale("xx-YY"))
+        other_language = await api.put("/v1/inventory", json=with_locale("de-AT"))
+    async with sessions() as session:
+        customer = await session.get(Customer, "c-1")
+
+    assert stored.status_code == 200, stored.text
+    assert customer is not None and customer.locale == "en-GB"
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "customers[0].locale"
+    assert other_language.status_code == 422
+    assert "not in the language en" in other_language.json()["errors"][0]["reason"]
+
+
 async def test_inventory_errors_name_every_bad_field_at_once(client: ClientFactory) -> None:
     bad = copy.deepcopy(INVENTORY)
     bad["customers"][0].update(phone="12345", email="not-an-address", timezone="Mars/Olympus")
@@ -308,6 +331,7 @@ ROUTES: list[tuple[str, str, Role]] = [
     ("GET", "/v1/outages/x", Role.VIEWER),
     ("POST", "/v1/outages/x/acknowledge", Role.ENGINEER),
     ("POST", "/v1/outages/x/updates", Role.ENGINEER),
+    ("POST", "/v1/outages/x/updates/preview", Role.ENGINEER),
     ("POST", "/v1/outages/x/resolve", Role.ENGINEER),
     ("POST", "/v1/maintenance", Role.ENGINEER),
     ("GET", "/v1/maintenance", Role.VIEWER),

@@ -8,27 +8,32 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.models import AuditEntry
 from app.db import transaction
+from app.main import create_app
 from app.notifications.models import OutboxRow
 from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.events import OutageEvent
 from app.outages.lifecycle import OutageState, Transition
-from app.outages.models import Outage
+from app.outages.models import Outage, TimelineEntry
 from app.settings import Role, Settings
 from consumers.outage_events import Planner
 from forewarn.runtime import build_channels
 from notifiers.dispatcher import Dispatcher
 from notifiers.gateway_sim import SmsGatewaySimulator
 from notifiers.render import Renderer
+from notifiers.segments import sms_length
 from notifiers.smtp_sink import SmtpSink
 from tests.clock import FakeClock
 from tests.factories import apply_transition, make_inventory, make_rule
-from tests.integration.api_client import ClientFactory, api_settings, client_factory
+from tests.integration.api_client import TOKENS, ClientFactory, api_settings, client_factory
 
 pytestmark = pytest.mark.integration
 
@@ -250,7 +255,8 @@ async def test_quiet_hours_hold_the_news_and_a_night_outage_becomes_one_morning_
     }
     overnight = sms_gateway.messages[1].body
     assert sms_gateway.messages[1].to == "+4915110000001"
-    assert "2:00 AM" in overnight and "4:00 AM" in overnight  # Berlin time, English format
+    # Berlin time, in the format of English in Germany (en_DE), no longer the US one.
+    assert "24/11/2026, 02:00" in overnight and "24/11/2026, 04:00" in overnight
 
 
 async def test_a_clear_that_does_not_hold_tells_nobody_resolved_then_down_again(
@@ -750,3 +756,121 @@ async def test_a_maintenance_change_must_change_something_and_keep_a_reason(
     assert cleared.status_code == 200 and cleared.json()["note"] is None
     assert cleared.json()["reason"] == "Fibre upgrade"
     assert missing.status_code == 404
+
+
+async def test_an_update_preview_shows_each_languages_sms_and_subject_and_changes_nothing(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    _, outage_id = await setup(world, [customer(0), customer(1)])
+    await drain(world)
+    eta = datetime(2026, 12, 3, 16, 41, tzinfo=UTC)
+    body = {
+        "messages": {
+            "en": "Roadworks damaged a fibre cable. Our technicians are repairing it right now",
+            "es": "Unas obras han dañado la fibra óptica. Los técnicos la están reparando",
+        },
+        "eta": eta.isoformat(),
+        "state": "identified",
+    }
+    async with world["sessions"]() as session:
+        before = await session.get(Outage, outage_id)
+        assert before is not None
+        before_state = (before.state, before.update_sequence, before.eta, before.next_update_due)
+        outbox = len((await session.scalars(select(OutboxRow))).all())
+        audited = len((await session.scalars(select(AuditEntry))).all())
+    client: ClientFactory = world["client"]
+    async with client(Role.ENGINEER) as api:
+        answer = await api.post(
+            f"/v1/outages/{outage_id}/updates/preview",
+            json=body,
+            params={"timezone": "Europe/Madrid"},
+        )
+        unknown = await api.post("/v1/outages/out_nope/updates/preview", json=body)
+        bad_zone = await api.post(
+            f"/v1/outages/{outage_id}/updates/preview", json=body, params={"timezone": "Mars/Base"}
+        )
+        bad_body = await api.post(
+            f"/v1/outages/{outage_id}/updates/preview", json={"messages": {"de": "x"}}
+        )
+
+    assert answer.status_code == 200, answer.text
+    preview = answer.json()
+    assert preview["max_sms_segments"] == 3 and preview["timezone"] == "Europe/Madrid"
+    by_language = {item["language"]: item for item in preview["languages"]}
+    assert set(by_language) == {"en", "de", "es", "vi", "hi"}
+    spanish = by_language["es"]
+    assert spanish["sms_encoding"] == "UCS-2" and 1 <= spanish["sms_segments"] <= 3
+    assert body["messages"]["es"] in spanish["sms"] and "17:41" in spanish["sms"]  # Madrid time
+    assert spanish["subject"] == "Novedades: incidencia en internet en su zona"
+    english = by_language["en"]
+    assert english["sms_encoding"] == "GSM-7" and body["messages"]["en"] in english["sms"]
+    for item in preview["languages"]:
+        assert sms_length(item["sms"]).segments == item["sms_segments"] <= 3
+        assert sms_length(item["sms"]).encoding == item["sms_encoding"]
+        assert item["subject"]
+    assert unknown.status_code == 404
+    assert bad_zone.status_code == 422 and bad_zone.json()["errors"][0]["field"] == "query.timezone"
+    assert bad_body.status_code == 422
+
+    # Nothing sent, nothing stored: the outage, its outbox and the gateway are as they were.
+    sent = len(sms_gateway.messages)
+    await drain(world)
+    async with world["sessions"]() as session:
+        after = await session.get(Outage, outage_id)
+        assert after is not None
+        assert (after.state, after.update_sequence, after.eta, after.next_update_due) == (
+            before_state
+        )
+        assert len((await session.scalars(select(OutboxRow))).all()) == outbox
+        updates = await session.scalars(select(TimelineEntry).where(TimelineEntry.kind == "update"))
+        assert updates.all() == []
+        assert len((await session.scalars(select(AuditEntry))).all()) == audited
+    assert len(sms_gateway.messages) == sent
+
+
+async def test_an_api_without_a_renderer_says_it_cannot_preview(
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    settings = api_settings(database_url)
+    app = create_app(settings=settings, sessions=sessions, registry=CollectorRegistry())
+    headers = {"Authorization": f"Bearer {TOKENS[Role.ENGINEER]}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://forewarn", headers=headers
+    ) as api:
+        answer = await api.post(
+            "/v1/outages/out_x/updates/preview", json={"messages": {"en": "Fibre cut"}}
+        )
+    assert answer.status_code == 501
+
+
+async def test_an_english_customer_in_london_reads_british_dates_and_their_page_keeps_the_zone(
+    world: dict[str, Any], sms_gateway: SmsGatewaySimulator
+) -> None:
+    world["clock"].now = datetime(2026, 3, 12, 14, 41, tzinfo=UTC)
+    london = customer(1, timezone="Europe/London")  # English, no locale given: en_GB
+    mexico = customer(2, timezone="America/Mexico_City", locale="es-MX")
+    _, outage_id = await setup(world, [london, mexico])
+    await drain(world)
+
+    sms = {m.to: m.body for m in sms_gateway.messages}
+    english, spanish = sms[london["phone"]], sms[mexico["phone"]]
+    assert "12/03/2026, 14:41" in english, english  # was "3/12/26, 2:41 PM", read as 3 December
+    assert "12/03/26, 8:41 a.m." in spanish, spanish
+    link = english.split()[-1]
+    assert link.endswith("?tz=Europe/London") and "c-1" not in link and "+49" not in link
+
+    path = link.removeprefix("https://status.example.net")
+    async with world["client"](None) as anonymous:
+        from_notice = await anonymous.get(path + "&lang=en")
+        plain = await anonymous.get(path.partition("?")[0], params={"lang": "en"})
+        forged = await anonymous.get(path.partition("?")[0], params={"lang": "en", "tz": "../x"})
+    assert from_notice.status_code == 200
+    # From the notice: the customer's zone and place, as the SMS said; no script rewrites it.
+    assert '<time datetime="2026-03-12T14:41:00Z">12 Mar 2026, 14:41:00</time>' in from_notice.text
+    assert 'class="zone">Europe/London<' in from_notice.text and "<script" not in from_notice.text
+    # Without a zone: UTC, and the browser's zone through a script of our own.
+    for page in (plain, forged):
+        assert '<time datetime="2026-03-12T14:41:00Z">Mar 12, 2026, 2:41:00' in page.text
+        assert 'class="zone">UTC<' in page.text
+        assert "<script>" in page.text and 'querySelectorAll("time[datetime]")' in page.text
+        assert "src=" not in page.text  # no third-party code

@@ -9,6 +9,7 @@ import pytest
 from babel.dates import format_time
 
 from app.inventory.schemas import Language
+from app.locales import notice_locale
 from notifiers.render import NoticeFacts, Renderer
 from notifiers.segments import sms_length
 
@@ -82,7 +83,7 @@ def test_times_are_shown_in_the_customers_zone_and_locale() -> None:
 
 def test_a_promised_update_on_another_day_names_the_day() -> None:
     rendered = Renderer().render(facts(next_update_due=OPENED + timedelta(days=1)))
-    assert "by 11/25/26" in rendered.sms
+    assert "by 25/11/2026" in rendered.sms  # English in Europe/Berlin: en_DE, day first
 
 
 def test_the_html_mail_escapes_what_it_is_given() -> None:
@@ -173,7 +174,8 @@ def realistic(stage: str, language: str, **changes: object) -> NoticeFacts:
 
 def next_update_shown(language: str) -> str:
     moment = REALISTIC_START + timedelta(minutes=30)
-    shown = format_time(moment, "short", tzinfo=ZoneInfo("Europe/Berlin"), locale=language)
+    locale = notice_locale(language, "Europe/Berlin")  # en_DE, de_DE; es, vi, hi alone
+    shown = format_time(moment, "short", tzinfo=ZoneInfo("Europe/Berlin"), locale=locale)
     return shown.replace("\u202f", " ").replace("\u00a0", " ")
 
 
@@ -245,7 +247,8 @@ def test_an_update_shows_the_nocs_words_or_else_that_we_are_still_working(langua
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_an_update_tells_the_cause_and_the_expected_fix(language: str) -> None:
     eta = REALISTIC_START + timedelta(hours=3)
-    shown_eta = format_time(eta, "short", tzinfo=ZoneInfo("Europe/Berlin"), locale=language)
+    locale = notice_locale(language, "Europe/Berlin")
+    shown_eta = format_time(eta, "short", tzinfo=ZoneInfo("Europe/Berlin"), locale=locale)
     shown_eta = shown_eta.replace("\u202f", " ")
     rendered = Renderer().render(realistic("update", language, cause=CAUSE[language], eta=eta))
 
@@ -308,9 +311,7 @@ def test_a_spanish_sms_forced_into_ucs2_still_fits_three_segments(stage: str) ->
     assert length.segments <= 3, (length, rendered.sms)
 
 
-def test_an_sms_over_the_segment_limit_drops_the_free_text_then_is_cut_before_the_link() -> None:
-    from notifiers.segments import sms_length
-
+def test_an_sms_over_the_segment_limit_keeps_the_nocs_words_and_the_promise_over_the_link() -> None:
     long_message = "Bauarbeiten an der Hauptstraße haben ein Glasfaserkabel beschädigt. " * 4
     facts_ = facts(stage="update", language="de", message=long_message.strip())
     full = Renderer().render(facts_)
@@ -318,7 +319,33 @@ def test_an_sms_over_the_segment_limit_drops_the_free_text_then_is_cut_before_th
     tiny = Renderer().render(facts_, max_sms_segments=1)
 
     assert sms_length(full.sms).segments > 2
-    assert sms_length(limited.sms).segments <= 2 and "Glasfaserkabel" not in limited.sms
+    assert sms_length(limited.sms).segments <= 2
+    # Too long to keep whole: the short form without the link, the NOC's words cut at a word,
+    # the promised time kept (before, the words were dropped and the promise cut instead).
+    assert "Glasfaserkabel" in limited.sms and "… Nächstes Update bis 08:35." in limited.sms
+    assert "https://" not in limited.sms
     assert long_message.strip() in limited.text  # the e-mail still says it all
     assert sms_length(tiny.sms).segments == 1
-    assert tiny.sms.endswith("https://status.example.net/o/abc")
+    assert tiny.sms.endswith("Nächstes Update bis 08:35.")
+
+
+@pytest.mark.parametrize(
+    ("language", "timezone", "locale", "shown"),
+    [
+        # 14:41 UTC on 12 March 2026, in the customer's zone and the format of their place.
+        ("en", "Europe/London", None, "12/03/2026, 14:41"),  # was "3/12/26, 2:41 PM"
+        ("en", "America/New_York", None, "3/12/26, 10:41 AM"),
+        ("de", "Europe/Vienna", None, "12.03.26, 15:41"),
+        ("es", "America/Mexico_City", None, "12/03/26, 8:41 a.m."),
+        ("en", "Europe/Berlin", "en-GB", "12/03/2026, 15:41"),  # the inventory's locale wins
+        ("en", "UTC", None, "3/12/26, 2:41 PM"),  # no territory: the language alone
+    ],
+)
+def test_dates_follow_the_customers_place_not_only_their_language(
+    language: str, timezone: str, locale: str | None, shown: str
+) -> None:
+    moment = datetime(2026, 3, 12, 14, 41, tzinfo=UTC)
+    rendered = Renderer().render(
+        facts(language=language, timezone=timezone, locale=locale, started_at=moment)
+    )
+    assert shown in rendered.sms and shown in rendered.text, rendered.sms
