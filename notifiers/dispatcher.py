@@ -60,6 +60,9 @@ log = structlog.get_logger("forewarn.notifier")
 PENDING, SENDING, SENT, FAILED, UNCONFIRMED = "pending", "sending", "sent", "failed", "unconfirmed"
 HELD = "held"  # waiting for its channel to be configured
 NOT_CONFIGURED = "channel_not_configured"
+# The customer opted out of the row's channel after it was planned: never sent, no fallback.
+WITHDRAWN = "withdrawn"
+OPTED_OUT = "opted_out"
 # States in which a notice has reached the customer, or still may.
 REACHING = (PENDING, SENDING, SENT, UNCONFIRMED, HELD)
 
@@ -188,8 +191,15 @@ class Dispatcher:
         rows = await self.claim(self.settings.dispatch_batch_size)
         if not rows:
             return 0
-        notices = await self._notices(rows)
-        outcomes = await asyncio.gather(*(self._send(row, notices.get(row.id)) for row in rows))
+        notices, opted_out = await self._notices(rows)
+        outcomes = await asyncio.gather(
+            *(self._send(row, notices.get(row.id)) for row in rows if row.id not in opted_out)
+        )
+        outcomes += [
+            Outcome(row, None, error=PermanentDeliveryError(OPTED_OUT))
+            for row in rows
+            if row.id in opted_out
+        ]
         await self._record(outcomes)
         if self.on_sent is not None:
             for outcome in outcomes:
@@ -236,7 +246,9 @@ class Dispatcher:
             )
             return sorted(claimed, key=lambda r: r.id)
 
-    async def _notices(self, rows: Sequence[ClaimedRow]) -> dict[int, Notice]:
+    async def _notices(self, rows: Sequence[ClaimedRow]) -> tuple[dict[int, Notice], set[int]]:
+        """The notice of each row, and the rows whose customer opted out of their channel
+        since they were planned (a STOP read now, not only when planning)."""
         async with self.sessions() as session:
             customers = {
                 c.id: c
@@ -244,6 +256,9 @@ class Dispatcher:
                     select(Customer).where(Customer.id.in_({r.customer_id for r in rows}))
                 )
             }
+            opt_outs = await opt_outs_of(
+                session=session, listed={c.id: c.opt_outs for c in customers.values()}
+            )
             outages = {
                 o.id: o
                 for o in await session.scalars(
@@ -279,6 +294,7 @@ class Dispatcher:
                         entry.message
                     )
         notices: dict[int, Notice] = {}
+        opted_out = {r.id for r in rows if r.channel in opt_outs.get(r.customer_id, ())}
         for row in rows:
             customer = customers.get(row.customer_id)
             outage = outages.get(row.outage_id or "")
@@ -306,7 +322,7 @@ class Dispatcher:
             )
             area = places[(outage.scope_level, outage.scope_id)].called(row.language)
             notices[row.id] = self._notice(row, customer, outage, address, message, area)
-        return notices
+        return notices, opted_out
 
     def _unsubscribe(self, customer: Customer, channel: str) -> str | None:
         secret = self.settings.link_secret
@@ -540,6 +556,12 @@ class Dispatcher:
                 "last_error": None,
             }
         error = outcome.error or TemporaryDeliveryError("no_outcome")
+        if error.reason == OPTED_OUT:
+            log.info(
+                "notice withdrawn: the customer opted out", outbox_id=row.id, channel=row.channel
+            )
+            self.metrics.withdrawn.labels(row.channel, row.stage).inc()
+            return {"state": WITHDRAWN, "last_error": OPTED_OUT}
         if error.reason == NOT_CONFIGURED:
             # Nobody was called: the row waits, unattempted, for a notifier with the channel.
             log.debug("notice held", outbox_id=row.id, channel=row.channel, reason=error.reason)

@@ -23,6 +23,7 @@ class NotifierMetrics:
     circuit_open: Gauge
     fallbacks: Counter
     held: Gauge
+    withdrawn: Counter
 
 
 @cache
@@ -79,6 +80,12 @@ def notifier_metrics(registry: CollectorRegistry = REGISTRY) -> NotifierMetrics:
             "forewarn_outbox_held",
             "Outbox rows held because their channel is not configured on this notifier.",
             ["channel"],
+            registry=registry,
+        ),
+        withdrawn=Counter(
+            "forewarn_notifications_withdrawn_total",
+            "Notices not sent because the customer opted out of their channel after planning.",
+            ["channel", "stage"],
             registry=registry,
         ),
     )

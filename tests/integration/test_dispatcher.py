@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
+from app.inventory.consent import Source, record_consent
 from app.notifications.models import OutboxRow
 from app.notifications.planner import plan_notices
 from app.settings import Settings
@@ -331,3 +332,37 @@ async def test_one_webhook_endpoint_down_does_not_hold_back_the_others(
     assert [r.last_error for r in rows[:3]] == ["http_500", "http_500", "circuit_open"]
     assert received_up == 3  # the other endpoint's breaker stayed closed
     assert [r.state for r in rows[3:]] == ["sent"] * 3
+
+
+async def test_a_notice_planned_before_a_stop_is_withdrawn_not_sent_nor_moved_to_the_fallback(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp_server: SmtpSink,
+    sms_gateway: SmsGatewaySimulator,
+) -> None:
+    await seed(sessions, count=2)  # c-0 and c-1, each planned on SMS and e-mail
+    async with transaction(sessions) as session:
+        # c-0 texts STOP after the notices were planned, before they go out.
+        record_consent(
+            session=session,
+            customer_id="c-0",
+            channel="sms",
+            opted_out=True,
+            source=Source.SMS_KEYWORD,
+            at=T0,
+        )
+    dispatcher, _ = make_dispatcher(sessions, smtp_server, sms_gateway, FakeClock(T0))
+
+    assert await dispatcher.dispatch_once() == 4
+    assert await dispatcher.dispatch_once() == 0
+    await dispatcher.aclose()
+
+    assert [m.to for m in sms_gateway.messages] == [make_customer(1)["phone"]]
+    assert sorted(m["To"] for m in smtp_server.messages) == sorted(
+        make_customer(i)["email"] for i in range(2)
+    )
+    assert await states(sessions) == {
+        ("c-0", "sms"): "withdrawn",
+        ("c-0", "email"): "sent",
+        ("c-1", "sms"): "sent",
+        ("c-1", "email"): "sent",
+    }

@@ -717,7 +717,7 @@ async def test_a_maintenance_note_stays_internal_while_its_reason_is_told(
     assert [e["action"] for e in audit.json()] == ["update", "create"]
     assert "[phone]" in audit.json()[0]["after"]["note"]
     planner = Planner(settings=world["settings"], sessions=world["sessions"], clock=clock)
-    for moment in (clock.now, start + timedelta(minutes=1), start + timedelta(hours=1, minutes=1)):
+    for moment in (clock.now, start + timedelta(minutes=1), start + timedelta(hours=1, minutes=11)):
         clock.now = moment
         await planner.keep_promises()
         await drain(world)
