@@ -23,7 +23,7 @@ from app.noc.preview import (
 )
 from app.noc.queries import outage_detail
 from app.noc.schemas import AcknowledgeIn, NocResult, OutageDetail, ResolveIn, UpdateIn
-from app.noc.service import acknowledge, post_update, resolve
+from app.noc.service import acknowledge, check_languages, post_update, resolve
 from app.notifications.planner import PlanPolicy, plan_notices
 from app.outages.lifecycle import OutageState
 from app.outages.models import Outage
@@ -150,6 +150,11 @@ async def preview_outage_update(
     if outage is None:
         raise NotFoundError(f"outage {outage_id} does not exist")
     messages = {language.value: text for language, text in body.messages.items()}
+    fallback = body.fallback_language.value if body.fallback_language else None
+    # Refused as the update itself would be: words for every language its customers read.
+    await check_languages(
+        session=session, outage_id=outage_id, messages=messages, fallback=fallback
+    )
     template = body.template.value if body.template else None
     languages = []
     for language in Language:
@@ -162,7 +167,7 @@ async def preview_outage_update(
             next_update_due=utc_now() + settings.next_update_interval,
             eta=body.eta or outage.eta,
             cause=body.cause if body.cause is not None else outage.cause,
-            message=update_text(messages, template, language.value),
+            message=update_text(messages, template, language.value, fallback),
             status_url=status_url(settings.public_base_url, outage),
         )
         rendered = previewer.preview(draft, max_sms_segments=settings.sms_max_segments)

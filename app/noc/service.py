@@ -96,8 +96,8 @@ async def told_languages(*, session: AsyncSession, outage_id: str) -> set[str]:
     return set(languages)
 
 
-async def _check_languages(
-    session: AsyncSession, outage_id: str, messages: dict[str, str], fallback: str | None
+async def check_languages(
+    *, session: AsyncSession, outage_id: str, messages: dict[str, str], fallback: str | None
 ) -> None:
     """Refuse messages that leave out a language its customers speak, unless a fallback is
     named: nobody gets another language's text without the NOC having chosen it."""
@@ -166,7 +166,9 @@ async def post_update(
                 }
             ]
         )
-    await _check_languages(session, outage_id, messages or {}, fallback_language)
+    await check_languages(
+        session=session, outage_id=outage_id, messages=messages or {}, fallback=fallback_language
+    )
     if target is not current:
         if target.is_closed or not can_move(current, target):
             raise ConflictError(f"an update cannot move an outage from {current} to {target}")

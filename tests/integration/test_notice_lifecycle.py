@@ -769,6 +769,7 @@ async def test_an_update_preview_shows_each_languages_sms_and_subject_and_change
             "en": "Roadworks damaged a fibre cable. Our technicians are repairing it right now",
             "es": "Unas obras han dañado la fibra óptica. Los técnicos la están reparando",
         },
+        "fallback_language": "en",  # the German customer told of it reads the English
         "eta": eta.isoformat(),
         "state": "identified",
     }
