@@ -33,9 +33,9 @@ from app.links import read_unsubscribe_token
 from app.locales import notice_locale
 from app.maintenance.models import Maintenance
 from app.outages.models import TimelineEntry
-from app.outages.queries import outage_by_token
+from app.outages.queries import outage_by_token, outage_near
 from app.outages.update_texts import update_text
-from app.public_texts import TEXTS, pick_language
+from app.public_texts import MAINTENANCE_TEXTS, TEXTS, pick_language
 from app.settings import Settings
 
 router = APIRouter(tags=["public"], include_in_schema=True)
@@ -155,18 +155,47 @@ def _formatter(language: str, zone: str | None) -> Callable[[datetime | None], _
 
 
 @router.get("/m/{token}", response_class=HTMLResponse)
-async def maintenance_page(token: str, session: SessionDep) -> HTMLResponse:
-    """The public page of one maintenance window."""
+async def maintenance_page(
+    token: str,
+    session: SessionDep,
+    lang: str | None = None,
+    tz: str | None = None,
+    accept_language: Annotated[str | None, Header()] = None,
+) -> HTMLResponse:
+    """The public page of one maintenance window, in the reader's language and zone as the
+    outage page is. It says "completed" only once the work has ended and nothing under or
+    over its place is failing; otherwise that a disruption is being fixed."""
     window = await session.scalar(select(Maintenance).where(Maintenance.public_token == token))
     if window is None or window.cancelled_at is not None:
         raise NotFoundError("no such maintenance window")
+    language = pick_language(lang, accept_language)
+    words = TEXTS[language]
+    zone = _reader_zone(tz)
+    when = _formatter(language, zone)
     now = utc_now()
+    started, ended = as_utc(window.starts_at) <= now, as_utc(window.ends_at) <= now
+    if not ended:
+        status = "in_progress" if started else "scheduled"
+    else:
+        failing = await outage_near(session=session, scope_id=window.scope_id)
+        status = "disrupted" if failing else "completed"
+    places = await places_of(session=session, scopes=[("place", window.scope_id)])
     return _page(
         "maintenance.html.j2",
-        title="Planned maintenance",
+        title=MAINTENANCE_TEXTS[language]["title"],
+        lang=language,
+        words=words,
+        texts=MAINTENANCE_TEXTS[language],
+        status=status,
         window=window,
-        started=window.starts_at <= now,
-        done=window.ends_at <= now,
+        area=places[("place", window.scope_id)].called(language),
+        services=_services(window.services, language) or words["all"],
+        starts=when(window.starts_at),
+        ends=when(window.ends_at),
+        zone=zone or "UTC",
+        zone_fixed=zone is not None,
+        times_before=words["times"].partition("{zone}")[0],
+        times_after=words["times"].partition("{zone}")[2],
     )
 
 

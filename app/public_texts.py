@@ -108,6 +108,61 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
+# The maintenance page's own words; the rest (services, area, times) comes from TEXTS.
+MAINTENANCE_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Planned maintenance",
+        "scheduled": "Scheduled",
+        "in_progress": "In progress",
+        "completed": "Completed",
+        "disrupted": "Work finished; we are fixing a disruption in this area",
+        "from": "From",
+        "until": "Until",
+        "why": "Why",
+    },
+    "de": {
+        "title": "Geplante Wartungsarbeiten",
+        "scheduled": "Geplant",
+        "in_progress": "Läuft",
+        "completed": "Abgeschlossen",
+        "disrupted": "Arbeiten beendet; wir beheben eine Störung in diesem Gebiet",
+        "from": "Von",
+        "until": "Bis",
+        "why": "Grund",
+    },
+    "es": {
+        "title": "Mantenimiento programado",
+        "scheduled": "Programado",
+        "in_progress": "En curso",
+        "completed": "Completado",
+        "disrupted": "Trabajos terminados; estamos resolviendo una incidencia en esta zona",
+        "from": "Desde",
+        "until": "Hasta",
+        "why": "Motivo",
+    },
+    "vi": {
+        "title": "Bảo trì theo kế hoạch",
+        "scheduled": "Đã lên lịch",
+        "in_progress": "Đang thực hiện",
+        "completed": "Đã hoàn tất",
+        "disrupted": "Công việc đã xong; chúng tôi đang khắc phục một sự cố trong khu vực này",
+        "from": "Từ",
+        "until": "Đến",
+        "why": "Lý do",
+    },
+    "hi": {
+        "title": "नियोजित रखरखाव",
+        "scheduled": "निर्धारित",
+        "in_progress": "जारी है",
+        "completed": "पूरा हुआ",
+        "disrupted": "काम पूरा हुआ; हम इस क्षेत्र में एक बाधा ठीक कर रहे हैं",
+        "from": "से",
+        "until": "तक",
+        "why": "कारण",
+    },
+}
+
+
 def pick_language(requested: str | None, accept_language: str | None) -> str:
     """`?lang=` if it is one of ours, else the best match of Accept-Language, else English."""
     if requested in TEXTS:

@@ -348,7 +348,9 @@ class Dispatcher:
                 resolved_at=window.ends_at,
                 next_update_due=None,
                 eta=None,
-                status_url=maintenance_url(self.settings.public_base_url, window),
+                status_url=maintenance_url(
+                    self.settings.public_base_url, window, timezone=customer.timezone
+                ),
                 unsubscribe_url=unsubscribe,
                 message=window.reason,
                 window_start=window.starts_at,

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exceptions import NotFoundError
+from app.inventory.models import Device, TopologyNode
 from app.maintenance.models import Maintenance
 from app.outages.models import Outage
 from app.outages.schemas import OutageOut
@@ -21,9 +22,10 @@ def status_url(base_url: str, outage: Outage, *, timezone: str = "UTC") -> str:
     return url if timezone == "UTC" else f"{url}?tz={quote(timezone, safe='/')}"
 
 
-def maintenance_url(base_url: str, window: Maintenance) -> str:
-    """The public page customers follow for a maintenance window."""
-    return f"{base_url.rstrip('/')}/m/{window.public_token}"
+def maintenance_url(base_url: str, window: Maintenance, *, timezone: str = "UTC") -> str:
+    """The public page customers follow for a maintenance window, in their zone as above."""
+    url = f"{base_url.rstrip('/')}/m/{window.public_token}"
+    return url if timezone == "UTC" else f"{url}?tz={quote(timezone, safe='/')}"
 
 
 def to_out(outage: Outage, base_url: str) -> OutageOut:
@@ -78,6 +80,36 @@ async def list_outages(
             | ((Outage.started_at == last.started_at) & (Outage.id < after_id))
         )
     return list(await session.scalars(query))
+
+
+async def outage_near(*, session: AsyncSession, scope_id: str) -> bool:
+    """Whether an outage that is not closed covers `scope_id`: on the place itself, on a place
+    above it, or on a place or device under it (what its maintenance page must not call done)."""
+    related = {scope_id}
+    current: str | None = scope_id
+    for _ in range(8):  # region > hub > node: the chain above is short
+        current = await session.scalar(
+            select(TopologyNode.parent_id).where(TopologyNode.id == current)
+        )
+        if current is None:
+            break
+        related.add(current)
+    hubs = select(TopologyNode.id).where(TopologyNode.parent_id == scope_id)
+    nodes = select(TopologyNode.id).where(
+        (TopologyNode.parent_id == scope_id) | TopologyNode.parent_id.in_(hubs)
+    )
+    under_nodes = select(Device.id).where((Device.node_id == scope_id) | Device.node_id.in_(nodes))
+    found = await session.scalar(
+        select(Outage.id)
+        .where(
+            Outage.active_key.is_not(None),
+            Outage.scope_id.in_(related)
+            | Outage.scope_id.in_(nodes)
+            | Outage.scope_id.in_(under_nodes),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def outage_by_token(*, session: AsyncSession, token: str) -> Outage:
