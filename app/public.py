@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime
 from babel.lists import format_list
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
@@ -47,68 +47,6 @@ _pages = Environment(
 
 def _page(name: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(_pages.get_template(name).render(**context))
-
-
-@router.get("/o/{token}", response_class=HTMLResponse)
-async def outage_page(
-    token: str,
-    session: SessionDep,
-    lang: str | None = None,
-    tz: str | None = None,
-    accept_language: Annotated[str | None, Header()] = None,
-) -> HTMLResponse:
-    """The public status page of one outage, in the reader's language; no personal data.
-
-    Times are shown in `tz`, the zone a customer's notice link names; without one (or with an
-    unknown one) in UTC, which a small script on the page turns into the browser's zone."""
-    outage = await outage_by_token(session=session, token=token)
-    language = pick_language(lang, accept_language)
-    words = TEXTS[language]
-    zone = _reader_zone(tz)
-    when = _formatter(language, zone)
-    entries = await session.scalars(
-        select(TimelineEntry)
-        .where(
-            TimelineEntry.outage_id == outage.id,
-            TimelineEntry.kind.in_(("transition", "update")),
-        )
-        .order_by(TimelineEntry.at, TimelineEntry.id)
-    )
-    timeline = []
-    for entry in entries:
-        if entry.kind == "update":
-            text = update_text(
-                entry.message.get("messages") or {},
-                entry.message.get("template"),
-                language,
-                entry.message.get("fallback_language"),
-            )
-            label = words["update"]
-        else:
-            text = ""
-            label = words["resolved_state" if entry.state == "resolved" else entry.state]
-        timeline.append({"at": when(entry.at), "label": label, "text": text})
-    state = "resolved_state" if outage.state == "resolved" else outage.state
-    places = await places_of(session=session, scopes=[(outage.scope_level, outage.scope_id)])
-    return _page(
-        "outage.html.j2",
-        title=words["title"],
-        lang=language,
-        words=words,
-        state_label=words[state],
-        outage=outage,
-        area=places[(outage.scope_level, outage.scope_id)].called(language),
-        services=_services(outage.services, language) or words["all"],
-        started=when(outage.opened_at or outage.started_at),
-        eta=when(outage.eta),
-        next_update=when(outage.next_update_due),
-        resolved=when(outage.resolved_at),
-        timeline=timeline,
-        zone=zone or "UTC",
-        zone_fixed=zone is not None,
-        times_before=words["times"].partition("{zone}")[0],
-        times_after=words["times"].partition("{zone}")[2],
-    )
 
 
 def _services(services: list[str] | None, language: str) -> str:
@@ -154,24 +92,103 @@ def _formatter(language: str, zone: str | None) -> Callable[[datetime | None], _
     return when
 
 
-@router.get("/m/{token}", response_class=HTMLResponse)
-async def maintenance_page(
-    token: str,
-    session: SessionDep,
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who reads a public page: their language (with its words), the zone their notice link
+    named (None: the browser's, by the page's script), and how a moment is shown to them."""
+
+    language: str
+    zone: str | None
+    when: Callable[[datetime | None], _Shown]
+
+    @property
+    def words(self) -> dict[str, str]:
+        return TEXTS[self.language]
+
+    def zone_context(self) -> dict[str, Any]:
+        """What every public page's footer and <html lang> need of the reader."""
+        before, _, after = self.words["times"].partition("{zone}")
+        return {
+            "lang": self.language,
+            "words": self.words,
+            "zone": self.zone or "UTC",
+            "zone_fixed": self.zone is not None,
+            "times_before": before,
+            "times_after": after,
+        }
+
+
+def _reader(
     lang: str | None = None,
     tz: str | None = None,
     accept_language: Annotated[str | None, Header()] = None,
-) -> HTMLResponse:
+) -> Reader:
+    """`?lang=` (else Accept-Language, else English) and `?tz=` (a notice link's zone)."""
+    language = pick_language(lang, accept_language)
+    zone = _reader_zone(tz)
+    return Reader(language, zone, _formatter(language, zone))
+
+
+ReaderDep = Annotated[Reader, Depends(_reader)]
+
+
+@router.get("/o/{token}", response_class=HTMLResponse)
+async def outage_page(token: str, session: SessionDep, reader: ReaderDep) -> HTMLResponse:
+    """The public status page of one outage, in the reader's language; no personal data.
+
+    Times are shown in `tz`, the zone a customer's notice link names; without one (or with an
+    unknown one) in UTC, which a small script on the page turns into the browser's zone."""
+    outage = await outage_by_token(session=session, token=token)
+    language, words, when = reader.language, reader.words, reader.when
+    entries = await session.scalars(
+        select(TimelineEntry)
+        .where(
+            TimelineEntry.outage_id == outage.id,
+            TimelineEntry.kind.in_(("transition", "update")),
+        )
+        .order_by(TimelineEntry.at, TimelineEntry.id)
+    )
+    timeline = []
+    for entry in entries:
+        if entry.kind == "update":
+            text = update_text(
+                entry.message.get("messages") or {},
+                entry.message.get("template"),
+                language,
+                entry.message.get("fallback_language"),
+            )
+            label = words["update"]
+        else:
+            text = ""
+            label = words["resolved_state" if entry.state == "resolved" else entry.state]
+        timeline.append({"at": when(entry.at), "label": label, "text": text})
+    state = "resolved_state" if outage.state == "resolved" else outage.state
+    places = await places_of(session=session, scopes=[(outage.scope_level, outage.scope_id)])
+    return _page(
+        "outage.html.j2",
+        title=words["title"],
+        state_label=words[state],
+        outage=outage,
+        area=places[(outage.scope_level, outage.scope_id)].called(language),
+        services=_services(outage.services, language) or words["all"],
+        started=when(outage.opened_at or outage.started_at),
+        eta=when(outage.eta),
+        next_update=when(outage.next_update_due),
+        resolved=when(outage.resolved_at),
+        timeline=timeline,
+        **reader.zone_context(),
+    )
+
+
+@router.get("/m/{token}", response_class=HTMLResponse)
+async def maintenance_page(token: str, session: SessionDep, reader: ReaderDep) -> HTMLResponse:
     """The public page of one maintenance window, in the reader's language and zone as the
     outage page is. It says "completed" only once the work has ended and nothing under or
     over its place is failing; otherwise that a disruption is being fixed."""
     window = await session.scalar(select(Maintenance).where(Maintenance.public_token == token))
     if window is None or window.cancelled_at is not None:
         raise NotFoundError("no such maintenance window")
-    language = pick_language(lang, accept_language)
-    words = TEXTS[language]
-    zone = _reader_zone(tz)
-    when = _formatter(language, zone)
+    language, words, when = reader.language, reader.words, reader.when
     now = utc_now()
     started, ended = as_utc(window.starts_at) <= now, as_utc(window.ends_at) <= now
     if not ended:
@@ -183,8 +200,6 @@ async def maintenance_page(
     return _page(
         "maintenance.html.j2",
         title=MAINTENANCE_TEXTS[language]["title"],
-        lang=language,
-        words=words,
         texts=MAINTENANCE_TEXTS[language],
         status=status,
         window=window,
@@ -192,10 +207,7 @@ async def maintenance_page(
         services=_services(window.services, language) or words["all"],
         starts=when(window.starts_at),
         ends=when(window.ends_at),
-        zone=zone or "UTC",
-        zone_fixed=zone is not None,
-        times_before=words["times"].partition("{zone}")[0],
-        times_after=words["times"].partition("{zone}")[2],
+        **reader.zone_context(),
     )
 
 

@@ -9,18 +9,17 @@ import signal
 import socket
 import subprocess
 import time
-from types import TracebackType
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from app.net import free_port
+from app.net import StartedOnEnter, free_port
 from consumers.exceptions import BrokerUnavailableError
 
 TOPICS = ("telemetry", "contacts", "outage-events", "telemetry.dlq")
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(StartedOnEnter):
     """A Tansu broker child process on a loopback port, memory-only.
 
     Known limits (measured): aiokafka's idempotent producer fails on it; transactions are
@@ -102,17 +101,6 @@ class EmbeddedBroker:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 async def ensure_topics(

@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from types import TracebackType
 from urllib.parse import parse_qs
 
 import uvicorn
@@ -20,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.net import free_port
+from app.net import StartedOnEnter, free_port
 from app.serving import QuietServer
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -38,7 +37,7 @@ class SentSms:
     status_callback: str
 
 
-class SmsGatewaySimulator:
+class SmsGatewaySimulator(StartedOnEnter):
     """A real HTTP SMS gateway on 127.0.0.1 whose failures a test can switch on at any time."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
@@ -103,18 +102,6 @@ class SmsGatewaySimulator:
             self._thread.join(timeout=_START_TIMEOUT_S)
         self._server = None
         self._thread = None
-
-    def __enter__(self) -> SmsGatewaySimulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _app(self) -> Starlette:
         """Build the ASGI app with the single Messages endpoint."""

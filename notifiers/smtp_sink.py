@@ -6,12 +6,11 @@ import email
 import email.policy
 import threading
 from email.message import EmailMessage
-from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from app.net import free_port
+from app.net import StartedOnEnter, free_port
 
 
 class _Handler:
@@ -31,7 +30,7 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-class SmtpSink:
+class SmtpSink(StartedOnEnter):
     """An aiosmtpd server on 127.0.0.1 that appends every received message to `.messages`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
@@ -66,15 +65,3 @@ class SmtpSink:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
-
-    def __enter__(self) -> SmtpSink:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
