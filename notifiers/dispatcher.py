@@ -52,7 +52,7 @@ from app.settings import Settings
 from notifiers.channel import Channel, Delivery, Notice
 from notifiers.exceptions import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from notifiers.metrics import NotifierMetrics, notifier_metrics
-from notifiers.render import NoticeFacts, Rendered, Renderer
+from notifiers.render import NoticeFacts, Renderer
 from notifiers.resilience import CircuitBreaker, TokenBucket
 
 log = structlog.get_logger("forewarn.notifier")
@@ -335,6 +335,51 @@ class Dispatcher:
     def _maintenance_notice(
         self, row: ClaimedRow, customer: Customer, window: Maintenance, to: str, area: str
     ) -> Notice:
+        return self._rendered(
+            row,
+            customer,
+            to,
+            started_at=window.starts_at,
+            resolved_at=window.ends_at,
+            next_update_due=None,
+            eta=None,
+            status_url=maintenance_url(
+                self.settings.public_base_url, window, timezone=customer.timezone
+            ),
+            message=window.reason,
+            window_start=window.starts_at,
+            window_end=window.ends_at,
+            area=area,
+        )
+
+    def _notice(
+        self,
+        row: ClaimedRow,
+        customer: Customer,
+        outage: Outage,
+        to: str,
+        message: str,
+        area: str,
+    ) -> Notice:
+        return self._rendered(
+            row,
+            customer,
+            to,
+            started_at=outage.opened_at or outage.started_at,
+            resolved_at=outage.resolved_at,
+            next_update_due=outage.next_update_due,
+            eta=outage.eta,
+            status_url=status_url(
+                self.settings.public_base_url, outage, timezone=customer.timezone
+            ),
+            message=message,
+            cause=outage.cause,
+            area=area,
+        )
+
+    def _rendered(self, row: ClaimedRow, customer: Customer, to: str, **about: Any) -> Notice:
+        """Render one row's notice for its customer: what the row and the customer say, and
+        `about` (what an outage or a maintenance window says)."""
         unsubscribe = self._unsubscribe(customer, row.channel)
         rendered = self.renderer.render(
             NoticeFacts(
@@ -344,26 +389,11 @@ class Dispatcher:
                 locale=customer.locale,
                 customer_name=customer.name,
                 services=row.services,
-                started_at=window.starts_at,
-                resolved_at=window.ends_at,
-                next_update_due=None,
-                eta=None,
-                status_url=maintenance_url(
-                    self.settings.public_base_url, window, timezone=customer.timezone
-                ),
                 unsubscribe_url=unsubscribe,
-                message=window.reason,
-                window_start=window.starts_at,
-                window_end=window.ends_at,
-                area=area,
+                **about,
             ),
             max_sms_segments=self.settings.sms_max_segments,
         )
-        return self._as_notice(row, to, rendered, unsubscribe)
-
-    def _as_notice(
-        self, row: ClaimedRow, to: str, rendered: Rendered, unsubscribe: str | None
-    ) -> Notice:
         return Notice(
             outbox_id=row.id,
             customer_id=row.customer_id,
@@ -378,40 +408,6 @@ class Dispatcher:
             idempotency_key=idempotency_key(row),
             unsubscribe_url=unsubscribe,
         )
-
-    def _notice(
-        self,
-        row: ClaimedRow,
-        customer: Customer,
-        outage: Outage,
-        to: str,
-        message: str,
-        area: str,
-    ) -> Notice:
-        unsubscribe = self._unsubscribe(customer, row.channel)
-        rendered = self.renderer.render(
-            NoticeFacts(
-                stage=row.stage,
-                language=row.language,
-                timezone=customer.timezone,
-                locale=customer.locale,
-                customer_name=customer.name,
-                services=row.services,
-                started_at=outage.opened_at or outage.started_at,
-                resolved_at=outage.resolved_at,
-                next_update_due=outage.next_update_due,
-                eta=outage.eta,
-                status_url=status_url(
-                    self.settings.public_base_url, outage, timezone=customer.timezone
-                ),
-                unsubscribe_url=unsubscribe,
-                message=message,
-                cause=outage.cause,
-                area=area,
-            ),
-            max_sms_segments=self.settings.sms_max_segments,
-        )
-        return self._as_notice(row, to, rendered, unsubscribe)
 
     async def _send(self, row: ClaimedRow, notice: Notice | None) -> Outcome:
         channel = self.channels.get(row.channel)
