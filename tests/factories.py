@@ -25,6 +25,7 @@ from app.rules.models import Rule, RuleVersion
 from app.rules.schemas import AnyRule, RatioDownRule, rule_definition_json
 from app.rules.service import create_rule
 from consumers.telemetry import Detector
+from notifiers.render import NoticeFacts
 
 RULES: dict[str, dict[str, Any]] = {
     "ratio_down": {
@@ -278,3 +279,23 @@ async def detector_running(detector: Detector) -> AsyncIterator[asyncio.Task[Non
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+def notice_facts(opened: datetime, **changes: Any) -> NoticeFacts:
+    """What a notice says, for the renderer's tests: an outage opened at `opened` on an
+    English customer in Berlin, its update promised 30 min later; `changes` override."""
+    base: dict[str, Any] = {
+        "stage": "detected",
+        "language": "en",
+        "timezone": "Europe/Berlin",
+        "customer_name": "Anna Weber",
+        "services": ("internet", "tv"),
+        "started_at": opened,
+        "resolved_at": opened + timedelta(hours=1),
+        "next_update_due": opened + timedelta(minutes=30),
+        "eta": None,
+        "status_url": "https://status.example.net/o/abc",
+        "window_start": opened + timedelta(hours=15),
+        "window_end": opened + timedelta(hours=19),
+    }
+    return NoticeFacts(**{**base, **changes})

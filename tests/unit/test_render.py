@@ -12,6 +12,7 @@ from app.inventory.schemas import Language
 from app.locales import notice_locale
 from notifiers.render import NoticeFacts, Renderer
 from notifiers.segments import sms_length
+from tests.factories import notice_facts
 
 LANGUAGES = [language.value for language in Language]
 STAGES = (
@@ -29,22 +30,7 @@ OPENED = datetime(2026, 11, 24, 7, 5, tzinfo=UTC)
 
 
 def facts(**changes: object) -> NoticeFacts:
-    base: dict[str, object] = {
-        "stage": "detected",
-        "language": "en",
-        "timezone": "Europe/Berlin",
-        "customer_name": "Anna Weber",
-        "services": ("internet", "tv"),
-        "started_at": OPENED,
-        "resolved_at": OPENED + timedelta(hours=1),
-        "next_update_due": OPENED + timedelta(minutes=30),
-        "eta": None,
-        "status_url": "https://status.example.net/o/abc",
-        "window_start": OPENED + timedelta(hours=15),
-        "window_end": OPENED + timedelta(hours=19),
-    }
-    base.update(changes)
-    return NoticeFacts(**base)  # type: ignore[arg-type]
+    return notice_facts(OPENED, **changes)
 
 
 def test_every_language_a_customer_may_choose_has_every_stage() -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from app.inventory.schemas import Language
 from notifiers.render import NoticeFacts, Renderer
 from notifiers.segments import sms_length
+from tests.factories import notice_facts
 
 STAGES = (
     "detected",
@@ -56,17 +57,11 @@ def notice(**changes: object) -> NoticeFacts:
         "language": "es",
         "timezone": "UTC",
         "customer_name": "Maximilian Schmidt",
-        "services": ("internet", "tv"),
-        "started_at": START,
-        "resolved_at": START + timedelta(hours=1),
-        "next_update_due": START + timedelta(minutes=30),
-        "eta": None,
         "status_url": URL,
         "window_start": START + timedelta(hours=5),
         "window_end": START + timedelta(hours=9),
     }
-    base.update(changes)
-    return NoticeFacts(**base)  # type: ignore[arg-type]
+    return notice_facts(START, **{**base, **changes})
 
 
 @st.composite
