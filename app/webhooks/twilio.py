@@ -12,8 +12,10 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
@@ -29,8 +31,29 @@ def is_valid(
     """Tell whether `given` is the signature of this request, comparing in constant time."""
     if not given:
         return False
-    expected = signature(auth_token, url, params)
-    return hmac.compare_digest(expected.encode(), given.strip().encode())
+    pairs = list(params)
+    given_bytes = given.strip().encode()
+    matches = [
+        hmac.compare_digest(signature(auth_token, form, pairs).encode(), given_bytes)
+        for form in url_forms(url)
+    ]
+    return any(matches)
+
+
+def url_forms(url: str) -> tuple[str, ...]:
+    """The URL as known, and with its scheme's default port written out or left out: Twilio
+    may sign either form (`https://host/…` or `https://host:443/…`), and its own validator
+    accepts both."""
+    parts = urlsplit(url)
+    default = DEFAULT_PORTS.get(parts.scheme)
+    if default is None or parts.port not in (None, default) or "@" in parts.netloc:
+        return (url,)
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    others = (
+        urlunsplit(parts._replace(netloc=host)),
+        urlunsplit(parts._replace(netloc=f"{host}:{default}")),
+    )
+    return (url, *(form for form in others if form != url))
 
 
 def auth_token(gateway_token: str) -> str | None:

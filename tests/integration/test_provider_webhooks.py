@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from twilio.request_validator import RequestValidator
 
 from app.db import transaction
 from app.main import create_app
@@ -307,3 +308,37 @@ async def test_a_digit_without_a_sent_survey_is_ignored(
     assert response.status_code == 200 and stranger.status_code == 200
     assert await scores(sessions) == []
     assert await opt_outs(sessions) == []
+
+
+@pytest.mark.parametrize("signed_url", [PUBLIC, "https://status.example.net:443"])
+async def test_a_stop_signed_by_twilios_own_validator_with_or_without_the_default_port_is_taken(
+    provider: Post, sessions: async_sessionmaker[AsyncSession], signed_url: str
+) -> None:
+    """Twilio may sign the URL with its default port written out; its own RequestValidator
+    accepts both forms, and so must we (a refused STOP is a lost STOP)."""
+    await seed(sessions)
+    params = {"From": "+49 151 12345678", "Body": "STOP"}
+    path = "/v1/webhooks/sms/inbound"
+    validator = RequestValidator(AUTH_TOKEN)
+    signature = validator.compute_signature(signed_url + path, params)
+    assert validator.validate(PUBLIC + path, params, signature)  # Twilio's view of it
+    async with provider() as http:
+        response = await http.post(
+            path,
+            content=urlencode(params),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature,
+            },
+        )
+    assert response.status_code == 200
+    assert await opt_outs(sessions) == ["sms"]
+
+
+def test_a_signature_over_another_port_is_not_the_default_ports() -> None:
+    params = {"From": "+49 151 12345678", "Body": "STOP"}
+    other = RequestValidator(AUTH_TOKEN).compute_signature(
+        "https://status.example.net:8443/v1/webhooks/sms/inbound", params
+    )
+    url = PUBLIC + "/v1/webhooks/sms/inbound"
+    assert not twilio.is_valid(AUTH_TOKEN, url, params.items(), other)
