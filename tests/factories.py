@@ -281,6 +281,19 @@ async def detector_running(detector: Detector) -> AsyncIterator[asyncio.Task[Non
         await asyncio.wait_for(task, 30)
 
 
+# Every stage a notice can be rendered for (each has a template in every language).
+NOTICE_STAGES = (
+    "detected",
+    "update",
+    "resolved",
+    "overnight",
+    "survey",
+    "maintenance_scheduled",
+    "maintenance_started",
+    "maintenance_completed",
+)
+
+
 def notice_facts(opened: datetime, **changes: Any) -> NoticeFacts:
     """What a notice says, for the renderer's tests: an outage opened at `opened` on an
     English customer in Berlin, its update promised 30 min later; `changes` override."""

@@ -12,19 +12,10 @@ from app.inventory.schemas import Language
 from app.locales import notice_locale
 from notifiers.render import NoticeFacts, Renderer
 from notifiers.segments import sms_length
+from tests.factories import NOTICE_STAGES as STAGES
 from tests.factories import notice_facts
 
 LANGUAGES = [language.value for language in Language]
-STAGES = (
-    "detected",
-    "update",
-    "resolved",
-    "overnight",
-    "survey",
-    "maintenance_scheduled",
-    "maintenance_started",
-    "maintenance_completed",
-)
 LINKED_STAGES = tuple(stage for stage in STAGES if stage != "survey")  # the survey asks a reply
 OPENED = datetime(2026, 11, 24, 7, 5, tzinfo=UTC)
 

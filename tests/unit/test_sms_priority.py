@@ -16,18 +16,9 @@ from hypothesis import strategies as st
 from app.inventory.schemas import Language
 from notifiers.render import NoticeFacts, Renderer
 from notifiers.segments import sms_length
+from tests.factories import NOTICE_STAGES as STAGES
 from tests.factories import notice_facts
 
-STAGES = (
-    "detected",
-    "update",
-    "resolved",
-    "overnight",
-    "survey",
-    "maintenance_scheduled",
-    "maintenance_started",
-    "maintenance_completed",
-)
 START = datetime(2026, 12, 3, 16, 11, tzinfo=UTC)
 URL = "https://status.example.net/o/AbCdEfGhIjKlMnOpQrStUvWx"
 RENDERER = Renderer()
